@@ -55,8 +55,7 @@ class Repository:
     def deployments(self) -> list[str]:
         """Every defined deployment as NAME/OWNER, sorted."""
         return sorted(
-            f"{p.parent.parent.name}/{p.parent.name}"
-            for p in self.deployments_dir.glob("*/*/deployment.yml")
+            f"{p.parent.parent.name}/{p.parent.name}" for p in self.deployments_dir.glob("*/*/deployment.yml")
         )
 
     def images(self) -> list[str]:
