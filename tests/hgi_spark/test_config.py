@@ -105,7 +105,8 @@ def test_write_tfvars_is_private_and_exact(repo: Repository) -> None:
         ),
         (
             "workers: three\n",
-            "deployments/toy/t1/deployment.yml:1:1: workers: expected a number, got \"three\" (change the value's type)",
+            "deployments/toy/t1/deployment.yml:1:1: workers: expected a number, got \"three\" "
+            "(change the value's type)",
         ),
         (
             "network:\n  name: n\n  creat: true\n",
@@ -123,7 +124,8 @@ def test_write_tfvars_is_private_and_exact(repo: Repository) -> None:
         ),
         (
             "deployment_name: x\n",
-            "deployments/toy/t1/deployment.yml:1:1: 'deployment_name' is set by the wrapper, not in YAML (remove the key)",
+            "deployments/toy/t1/deployment.yml:1:1: 'deployment_name' is set by the wrapper, not in YAML "
+            "(remove the key)",
         ),
         (
             "terraform:\n  parallelism: 0\n",
@@ -170,7 +172,7 @@ def test_malformed_names_are_usage_errors(repo: Repository) -> None:
     with pytest.raises(UsageError) as caught:
         config.load_deployment("Spark", repo)
     assert caught.value.exit_code == 2
-    with pytest.raises(UsageError, match="VERSION as X.Y.Z"):
+    with pytest.raises(UsageError, match=r"VERSION as X\.Y\.Z"):
         config.load_image("hail-base/latest", repo)
 
 
