@@ -34,6 +34,7 @@ Examples:
 Options before KIND:
   -h, --help   this text (installs nothing)
   --list       the collections
+  --setup      create or refresh py3/ only (what the first run of any task does)
   --debug      show Python tracebacks for expected errors too (same as HGI_DEBUG=1)
 
 Environment: OPENRC (default: openrc.sh in the repository root), OS_CLOUD or OS_* variables,
@@ -87,6 +88,7 @@ main() {
     case "$1" in
       -h | --help) usage; exit 0 ;;
       --list) printf '%s\n' ${KINDS}; exit 0 ;;
+      --setup) venv_is_current || bootstrap_venv; exit 0 ;;
       --debug) debug=1; shift ;;
       *) break ;;
     esac
