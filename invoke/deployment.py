@@ -1,19 +1,123 @@
-"""Tasks of the ``deployment`` collection: thin wrappers over hgi_spark."""
+"""Tasks of the ``deployment`` collection: thin wrappers over hgi_spark.
+
+Each task reads its options, calls one library function and prints the result. Progress and the
+terraform commands go to stderr; results (summaries, outputs) to stdout.
+"""
 
 from invoke import Collection, task
 
 from taskhelpers import handled
 
 NAME_HELP = "the deployment as NAME/OWNER (default: $HGI_DEPLOYMENT, set by invoke.sh)"
+JSON_HELP = "print JSON for scripts instead of a table"
+SECRETS_HELP = "show sensitive outputs instead of masking them"
+
+
+def _print_outputs(outputs, *, as_json=False, show_secrets=False):
+    from hgi_spark import outputs as shown
+
+    if as_json:
+        print(shown.as_json(outputs, show_secrets=show_secrets))
+    else:
+        print(shown.as_table(outputs, show_secrets=show_secrets))
+
+
+@task(help={"name": NAME_HELP})
+@handled
+def clean(c, name=None):
+    """Remove plan files, their records and the rendered terraform.tfvars.json (never state)."""
+    from hgi_spark import workflow
+
+    for path in workflow.clean(name):
+        print(f"removed {path.name}")
+
+
+@task(help={"name": NAME_HELP})
+@handled
+def down(c, name=None):
+    """Apply destroy.tfplan (made by 'plan --to destroy'); refuses a missing or stale plan."""
+    from hgi_spark import workflow
+
+    _print_outputs(workflow.down(name))
+
+
+@task(help={"name": NAME_HELP})
+@handled
+def init(c, name=None):
+    """terraform init in the deployment's own working directory, data dir and state backend."""
+    from hgi_spark import workflow
+
+    workflow.init(name)
+
+
+@task(help={"name": NAME_HELP, "json": JSON_HELP, "show_secrets": SECRETS_HELP})
+@handled
+def outputs(c, name=None, json=False, show_secrets=False):
+    """The deployment's terraform outputs (sensitive ones masked)."""
+    from hgi_spark import workflow
+
+    _print_outputs(workflow.outputs(name), as_json=json, show_secrets=show_secrets)
+
+
+@task(help={"name": NAME_HELP, "to": "what the plan is for: up, update (default) or destroy"})
+@handled
+def plan(c, name=None, to="update"):
+    """Plan to <to>.tfplan (up, update or destroy), show it, record its inputs beside it."""
+    from hgi_spark import workflow
+
+    summary = workflow.plan(name, to)
+    print(summary.line())
+
+
+@task(help={"name": NAME_HELP, "json": JSON_HELP, "show_secrets": SECRETS_HELP})
+@handled
+def status(c, name=None, json=False, show_secrets=False):
+    """State, pending plans (fresh or stale, and why), lock holder and outputs; changes nothing."""
+    import json as json_module
+
+    from hgi_spark import outputs as shown
+    from hgi_spark import workflow
+
+    result = workflow.status(name)
+    if json:
+        document = {
+            "status": dict(result.rows),
+            "outputs": shown.values(result.outputs, show_secrets=show_secrets),
+        }
+        print(json_module.dumps(document, indent=2, sort_keys=True))
+        return
+    print(shown.table(result.rows))
+    print()
+    _print_outputs(result.outputs, show_secrets=show_secrets)
+
+
+@task(help={"name": NAME_HELP})
+@handled
+def up(c, name=None):
+    """clean, init, validate, plan up.tfplan, apply exactly that plan, print the outputs."""
+    from hgi_spark import workflow
+
+    _summary, outputs = workflow.up(name)
+    _print_outputs(outputs)
+
+
+@task(help={"name": NAME_HELP})
+@handled
+def update(c, name=None):
+    """Apply update.tfplan (made by 'plan --to update'); refuses a missing or stale plan."""
+    from hgi_spark import workflow
+
+    _print_outputs(workflow.update(name))
 
 
 @task(help={"name": NAME_HELP})
 @handled
 def validate(c, name=None):
-    """Check the deployment's YAML against its schema and the root module's variables.tf."""
-    from hgi_spark import config
+    """Validate the YAML, render terraform.tfvars.json, init, and run terraform validate."""
+    from hgi_spark import workflow
 
-    config.load_deployment(name).render_check()
+    rendered = workflow.validate(name)
+    print(f"valid; rendered {rendered.name}")
 
 
-namespace = Collection(validate)
+namespace = Collection(clean, down, init, outputs, plan, status, up, update, validate)

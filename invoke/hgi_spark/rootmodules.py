@@ -1,0 +1,45 @@
+"""What the wrapper needs to know about each root module, decided once: ``terraform/NAME/`` -> Profile.
+
+The workflow never asks ``if name == "spark"``; it asks the profile. Modules add their hooks here
+(one entry in PROFILES); any other root module gets the generic profile: no cloud credentials,
+no hooks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .config import Deployment
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How a root module is run.
+
+    needs_cloud: plan/apply talk to OpenStack, so OS_* credentials are loaded and passed to terraform.
+    extra_tfvars: values the wrapper adds to terraform.tfvars.json (each must be a declared variable).
+    preflight: checks before a plan (quota, image present ...); raise an HgiError to stop.
+    status_rows: extra (label, value) rows for ``status``.
+    submit: runs a job on the deployed cluster.
+    """
+
+    name: str
+    needs_cloud: bool = False
+    extra_tfvars: Callable[[Deployment], Mapping[str, Any]] | None = None
+    preflight: Callable[[Deployment], None] | None = None
+    status_rows: Callable[[Deployment], list[tuple[str, str]]] | None = None
+    submit: Callable[..., Any] | None = None
+
+
+PROFILES: dict[str, Profile] = {
+    "spark": Profile("spark", needs_cloud=True),
+    "spark-local": Profile("spark-local", needs_cloud=False),
+}
+
+
+def profile(name: str) -> Profile:
+    """The profile of the root module ``terraform/<name>/`` (generic when not listed)."""
+    return PROFILES.get(name) or Profile(name)
