@@ -1,0 +1,381 @@
+"""The guarded workflow with the real terraform on a provider-free root module (tests/fixtures/toy-module).
+
+Each test copies the toy repository into a temporary folder; the toy module's local-exec
+provisioners write and remove marker files, so every step's real effect is checked. Refusals are
+checked through the library (typed error, files left as they were) and through the task layer
+(``py3/bin/invoke ... deployment.TASK``: one line on stderr, the error's exit code).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hgi_spark import workflow
+from hgi_spark.errors import ConfigError, RefusedError, ToolError
+from hgi_spark.layout import Repository
+from hgi_spark.terraform import Interrupted
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURE = ROOT / "tests" / "fixtures" / "toy-module"
+INVOKE = ROOT / "py3" / "bin" / "invoke"
+T1 = "toy/t1"
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Repository:
+    """A private copy of the toy repository; terraform with an empty CLI config of its own."""
+    tree = tmp_path / "repo"
+    shutil.copytree(FIXTURE, tree)
+    cli_config = tmp_path / "terraformrc"
+    cli_config.write_text("")
+    monkeypatch.setenv("TF_CLI_CONFIG_FILE", str(cli_config))
+    monkeypatch.setenv("HGI_REPOSITORY", str(tree))
+    monkeypatch.delenv("HGI_DEPLOYMENT", raising=False)
+    monkeypatch.delenv("TERRAFORM", raising=False)
+    return Repository(tree)
+
+
+def folder(repo: Repository, name: str = T1) -> Path:
+    return repo.deployments_dir / name
+
+
+def markers(repo: Repository, name: str = T1) -> dict[str, str]:
+    path = folder(repo, name) / "markers"
+    return {p.name: p.read_text().strip() for p in sorted(path.glob("*"))} if path.is_dir() else {}
+
+
+def state(repo: Repository, name: str = T1) -> dict:
+    return json.loads((folder(repo, name) / "terraform.tfstate").read_text())
+
+
+def resources(repo: Repository, name: str = T1) -> list[str]:
+    return [
+        f"{r['type']}.{r['name']}[{i.get('index_key', '')}]"
+        for r in state(repo, name)["resources"]
+        if r["mode"] == "managed"
+        for i in r["instances"]
+    ]
+
+
+def edit(repo: Repository, text: str, name: str = T1) -> None:
+    (folder(repo, name) / "deployment.yml").write_text(text)
+
+
+def snapshot(root: Path) -> dict[str, float]:
+    """Every file and its mtime, except the lock file (each run writes its holder record there)."""
+    return {str(p.relative_to(root)): p.stat().st_mtime for p in root.rglob("*") if p.name != ".lock"}
+
+
+def cli(repo: Repository, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+    """The task layer, as CI calls it."""
+    result = subprocess.run(
+        [str(INVOKE), "--search-root", str(ROOT / "invoke"), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HGI_REPOSITORY": str(repo.root)},
+        timeout=120,
+        check=False,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"{args} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def error_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The task layer's error: exactly one line starting with 'error:' (terraform's own output aside)."""
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+# --- the full cycle -----------------------------------------------------------------------------------
+
+
+def test_full_cycle_through_the_library(repo: Repository) -> None:
+    summary, outputs = workflow.up(T1, repo)
+    assert summary.line() == "up plan: 1 to add, 0 to change, 0 to destroy"
+    assert markers(repo) == {"toy-t1-0": "hello"}
+    assert resources(repo) == ["terraform_data.node[0]"]
+    assert outputs["secret"]["sensitive"] is True
+    assert not list(folder(repo).glob("*.tfplan*")), "up removes its plan once applied"
+    assert (folder(repo) / "terraform.tfstate").stat().st_mode & 0o777 == 0o600
+
+    edit(repo, "nodes: 2\ngreeting: bonjour\n")
+    summary = workflow.plan(T1, "update", repo)
+    assert summary.line() == "update plan: 1 to add, 1 to change, 0 to destroy"
+    assert (folder(repo) / "update.tfplan").is_file()
+    record = json.loads((folder(repo) / "update.tfplan.json").read_text())
+    assert record["inputs"]["state"]["serial"] == state(repo)["serial"]
+    assert "deployments/toy/t1/deployment.yml" in record["inputs"]["files"]
+    assert markers(repo) == {"toy-t1-0": "hello"}, "planning changes nothing"
+
+    outputs = workflow.update(T1, repo)
+    assert outputs["greeting"]["value"] == "bonjour"
+    assert set(markers(repo)) == {"toy-t1-0", "toy-t1-1"}
+    assert markers(repo)["toy-t1-1"] == "bonjour"
+    assert not (folder(repo) / "update.tfplan").exists(), "a plan is removed once applied"
+    assert not (folder(repo) / "update.tfplan.json").exists()
+
+    summary = workflow.plan(T1, "destroy", repo)
+    assert summary.line() == (
+        "destroy plan: 0 to add, 0 to change, 2 to destroy: terraform_data.node[0], terraform_data.node[1]"
+    )
+    assert len(resources(repo)) == 2
+    workflow.down(T1, repo)
+    assert markers(repo) == {}
+    assert resources(repo) == []
+    assert (folder(repo) / "terraform.tfstate").is_file(), "no task deletes state"
+    assert not list(folder(repo).glob("*.tfplan*"))
+
+
+def test_full_cycle_through_the_tasks(repo: Repository) -> None:
+    up = cli(repo, "deployment.up", "--name", T1, check=True)
+    assert "(sensitive)" in up.stdout and "s3cr3t" not in up.stdout
+    # Every terraform command is shown before it runs; not a terminal, so no colour.
+    assert "terraform -chdir=" in up.stderr and "apply -no-color" in up.stderr
+    assert "\x1b[" not in up.stdout + up.stderr
+
+    edit(repo, "nodes: 3\n")
+    plan = cli(repo, "deployment.plan", "--name", T1, "--to", "update", check=True)
+    assert "update plan: 2 to add, 0 to change, 0 to destroy" in plan.stdout
+    assert "terraform_data.node[2] will be created" in plan.stdout, "the plan itself is shown"
+    cli(repo, "deployment.update", "--name", T1, check=True)
+    assert len(markers(repo)) == 3
+
+    status = cli(repo, "deployment.status", "--name", T1, "--json", check=True)
+    document = json.loads(status.stdout)
+    assert document["status"]["resources"].startswith("3 ")
+    assert document["outputs"]["secret"] == "(sensitive)"
+    shown = cli(repo, "deployment.outputs", "--name", T1, "--json", "--show-secrets", check=True)
+    assert json.loads(shown.stdout)["secret"] == "s3cr3t-toy-t1"
+
+    # The seed's escape hatch: plan and apply a destroy in one call.
+    both = cli(repo, "deployment.plan", "--name", T1, "--to", "destroy", "deployment.down", "--name", T1)
+    assert both.returncode == 0, both.stderr
+    assert "3 to destroy: terraform_data.node[0]" in both.stdout
+    assert markers(repo) == {} and resources(repo) == []
+
+
+def test_two_deployments_of_one_module_share_nothing(repo: Repository) -> None:
+    before = snapshot(repo.terraform_dir)
+    workflow.up("toy/t1", repo)
+    workflow.up("toy/t2", repo)
+    assert snapshot(repo.terraform_dir) == before, "nothing is written into the root module"
+    assert markers(repo, "toy/t2") == {"toy-t2-0": "hi", "toy-t2-1": "hi"}
+    assert state(repo)["lineage"] != state(repo, "toy/t2")["lineage"]
+    for name in ("toy/t1", "toy/t2"):
+        assert (folder(repo, name) / ".terraform" / "terraform.tfstate").is_file(), "own data dir"
+    workflow.plan("toy/t2", "destroy", repo)
+    workflow.down("toy/t2", repo)
+    assert markers(repo, "toy/t2") == {} and markers(repo) == {"toy-t1-0": "hello"}
+
+
+# --- refusals -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("task", "purpose"), [("update", "update"), ("down", "destroy")])
+def test_update_and_down_refuse_without_a_plan(repo: Repository, task: str, purpose: str) -> None:
+    workflow.up(T1, repo)
+    with pytest.raises(RefusedError, match=rf"no {purpose} plan") as caught:
+        getattr(workflow, task)(T1, repo)
+    assert f"bash invoke.sh deployment toy/t1 plan --to {purpose}" in caught.value.message
+    result = cli(repo, f"deployment.{task}", "--name", T1)
+    assert result.returncode == RefusedError.exit_code
+    assert f"plan --to {purpose}" in error_line(result)
+    assert markers(repo) == {"toy-t1-0": "hello"}
+
+
+def test_stale_after_a_yaml_edit(repo: Repository) -> None:
+    workflow.up(T1, repo)
+    workflow.plan(T1, "update", repo)
+    edit(repo, "nodes: 1\ngreeting: changed after planning\n")
+    kept = snapshot(folder(repo))
+    with pytest.raises(RefusedError, match=r"stale update plan .*deployments/toy/t1/deployment.yml changed"):
+        workflow.update(T1, repo)
+    result = cli(repo, "deployment.update", "--name", T1)
+    assert result.returncode == RefusedError.exit_code
+    assert "deployment.yml changed" in error_line(result)
+    assert "the rendered variables changed" in error_line(result)
+    assert snapshot(folder(repo)) == kept, "a refused step leaves everything as it was"
+    assert markers(repo) == {"toy-t1-0": "hello"}
+
+
+def test_stale_after_a_tf_edit_in_a_called_module(repo: Repository) -> None:
+    workflow.up(T1, repo)
+    workflow.plan(T1, "destroy", repo)
+    module = repo.terraform_dir / "modules" / "toy-label" / "main.tf"
+    module.write_text(module.read_text() + "\n# edited\n")
+    with pytest.raises(RefusedError, match=r"terraform/modules/toy-label/main.tf changed"):
+        workflow.down(T1, repo)
+    assert (folder(repo) / "destroy.tfplan").is_file()
+    assert markers(repo) == {"toy-t1-0": "hello"}
+
+
+def test_stale_after_a_new_tf_file_in_the_root_module(repo: Repository) -> None:
+    workflow.up(T1, repo)
+    workflow.plan(T1, "update", repo)
+    (repo.terraform_dir / "toy" / "extra.tf").write_text('locals {\n  extra = "x"\n}\n')
+    result = cli(repo, "deployment.update", "--name", T1)
+    assert result.returncode == RefusedError.exit_code
+    assert "terraform/toy/extra.tf was added" in error_line(result)
+
+
+def test_stale_when_the_state_changed_since_planning(repo: Repository) -> None:
+    workflow.up(T1, repo)
+    edit(repo, "nodes: 2\n")
+    workflow.plan(T1, "update", repo)
+    workflow.plan(T1, "destroy", repo)
+    serial = state(repo)["serial"]
+    workflow.update(T1, repo)  # another apply changes the state the destroy plan was made against
+    with pytest.raises(RefusedError, match=rf"state changed since planned \(serial {serial} -> "):
+        workflow.down(T1, repo)
+    assert len(markers(repo)) == 2 and (folder(repo) / "destroy.tfplan").is_file()
+
+
+def test_a_plan_is_never_reused(repo: Repository) -> None:
+    workflow.up(T1, repo)
+    workflow.plan(T1, "destroy", repo)
+    plan, record = (folder(repo) / "destroy.tfplan").read_bytes(), (folder(repo) / "destroy.tfplan.json").read_text()
+    workflow.down(T1, repo)
+    (folder(repo) / "destroy.tfplan").write_bytes(plan)  # put the applied plan back
+    (folder(repo) / "destroy.tfplan.json").write_text(record)
+    with pytest.raises(RefusedError, match="state changed since planned"):
+        workflow.down(T1, repo)
+
+
+def test_a_second_run_is_refused_at_once_naming_the_holder(repo: Repository) -> None:
+    workflow.up(T1, repo)
+    workflow.plan(T1, "update", repo)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from hgi_spark import locking\n"
+            "with locking.hold(Path(sys.argv[1]), 'update', what='x'):\n"
+            "    print('held', flush=True); time.sleep(60)\n",
+            str(folder(repo) / ".lock"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "invoke")},
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        started = time.monotonic()
+        with pytest.raises(RefusedError, match=rf"busy: pid {holder.pid} running 'update' since "):
+            workflow.update(T1, repo)
+        assert time.monotonic() - started < 2, "refused at once, not after waiting"
+        result = cli(repo, "deployment.update", "--name", T1)
+        assert result.returncode == RefusedError.exit_code
+        assert f"pid {holder.pid}" in error_line(result)
+        # Another deployment of the same module proceeds meanwhile.
+        workflow.up("toy/t2", repo)
+        assert len(markers(repo, "toy/t2")) == 2
+    finally:
+        holder.kill()
+        holder.wait()
+    assert (folder(repo) / "update.tfplan").is_file(), "the refused run left the plan alone"
+    workflow.update(T1, repo)  # the holder is gone: its lock went with it
+
+
+def test_clean_keeps_state_and_stays_in_the_deployment_folder(repo: Repository) -> None:
+    workflow.up(T1, repo)
+    workflow.plan(T1, "update", repo)
+    workflow.plan(T1, "destroy", repo)
+    state_before = (folder(repo) / "terraform.tfstate").read_text()
+    outside = snapshot(repo.root / "terraform") | snapshot(folder(repo, "toy/t2"))
+    removed = {p.name for p in workflow.clean(T1, repo)}
+    assert removed == {
+        "update.tfplan",
+        "update.tfplan.json",
+        "destroy.tfplan",
+        "destroy.tfplan.json",
+        "terraform.tfvars.json",
+    }
+    assert (folder(repo) / "terraform.tfstate").read_text() == state_before
+    assert markers(repo) == {"toy-t1-0": "hello"}
+    assert snapshot(repo.root / "terraform") | snapshot(folder(repo, "toy/t2")) == outside
+    assert cli(repo, "deployment.clean", "--name", T1, check=True).stdout == ""
+
+
+def test_a_bad_yaml_leaves_no_new_file_behind(repo: Repository) -> None:
+    edit(repo, "nodes: 1\ngreting: typo\n", "toy/t2")
+    before = snapshot(repo.root)
+    files = sorted(repo.root.rglob("*"))
+    for step in (workflow.up, workflow.validate, workflow.init):
+        with pytest.raises(ConfigError, match="did you mean 'greeting'"):
+            step("toy/t2", repo)
+    with pytest.raises(ConfigError):
+        workflow.plan("toy/t2", "update", repo)
+    result = cli(repo, "deployment.up", "--name", "toy/t2")
+    assert result.returncode == ConfigError.exit_code
+    assert "greting" in error_line(result)
+    assert snapshot(repo.root) == before
+    assert sorted(repo.root.rglob("*")) == files, "not even a lock file"
+
+
+def test_validate_renders_and_runs_terraform_validate(repo: Repository) -> None:
+    rendered = workflow.validate(T1, repo)
+    values = json.loads(rendered.read_text())
+    assert values["deployment_dir"] == str(folder(repo).resolve())
+    assert rendered.stat().st_mode & 0o777 == 0o600
+    edit(repo, "nodes: 11\n")  # within the YAML types, rejected by the module's validation block
+    with pytest.raises(ToolError, match="terraform plan failed"):
+        workflow.plan(T1, "update", repo)
+    assert not (folder(repo) / "update.tfplan").exists(), "a failed plan leaves no plan file"
+
+
+def test_missing_binary_is_one_line_saying_how_to_install(repo: Repository) -> None:
+    result = subprocess.run(
+        [str(INVOKE), "--search-root", str(ROOT / "invoke"), "deployment.up", "--name", T1],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HGI_REPOSITORY": str(repo.root), "TERRAFORM": "no-such-terraform"},
+        check=False,
+    )
+    assert result.returncode == ToolError.exit_code
+    line = error_line(result)
+    assert "'no-such-terraform' not found" in line and "install" in line and "TERRAFORM=tofu" in line
+    assert result.stderr.count("\n") == 1
+
+
+def test_ctrl_c_during_apply_is_passed_to_terraform(repo: Repository) -> None:
+    """SIGINT to the task: terraform stops the provisioner, saves state, and the task exits 130."""
+    edit(repo, "nodes: 1\ncreate_delay: 30\n")
+    started = time.monotonic()
+    task = subprocess.Popen(
+        [str(INVOKE), "--search-root", str(ROOT / "invoke"), "deployment.up", "--name", T1],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "HGI_REPOSITORY": str(repo.root)},
+    )
+    try:
+        while not markers(repo) and time.monotonic() - started < 20:
+            time.sleep(0.05)
+        assert markers(repo), "the provisioner started"
+        task.send_signal(signal.SIGINT)
+        _, stderr = task.communicate(timeout=25)
+    finally:
+        if task.poll() is None:
+            task.kill()
+            task.wait()
+    assert task.returncode == Interrupted.exit_code, stderr
+    assert time.monotonic() - started < 25, "terraform stopped instead of sleeping on"
+    assert "SIGINT passed to terraform" in stderr
+    saved = state(repo)  # consistent: parses, has its lineage, no terraform lock left behind
+    assert saved["lineage"]
+    assert not (folder(repo) / ".terraform.tfstate.lock.info").exists()
+    assert not list(folder(repo).glob("*.tfplan*")), "an interrupted apply's plan is not reused"
+    edit(repo, "nodes: 1\n")
+    workflow.up(T1, repo)  # and the deployment carries on from there
+    assert resources(repo) == ["terraform_data.node[0]"]
