@@ -61,7 +61,24 @@ locals {
     "|| { echo '${var.ready_marker}-failed role=${var.role} name=${local.node_name}'; exit 1; }",
   ])
 
-  cloud_config = {
+  # A data volume: cloud-init's disk_setup stage formats it only when no filesystem with the
+  # label is there (partition "auto"), so a re-created master keeps the data; mounts then adds it
+  # to fstab with nofail, before runcmd starts the node.
+  data_volumes = var.data_volume == null ? [] : [var.data_volume]
+  volume_configs = [
+    for v in local.data_volumes : {
+      fs_setup = [{
+        label      = v.label
+        filesystem = v.filesystem
+        device     = v.device
+        partition  = "auto"
+        overwrite  = false
+      }]
+      mounts = [[v.device, v.mount_point, v.filesystem, "defaults,nofail,x-systemd.device-timeout=120s", "0", "2"]]
+    }
+  ]
+
+  base_config = {
     hostname         = local.node_name
     manage_etc_hosts = true
     package_update   = false
@@ -74,6 +91,8 @@ locals {
     write_files = local.write_files
     runcmd      = [local.run_command]
   }
+
+  cloud_config = merge(local.base_config, local.volume_configs...)
 
   user_data = "#cloud-config\n${yamlencode(local.cloud_config)}"
 }

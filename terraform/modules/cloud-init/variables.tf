@@ -112,3 +112,29 @@ variable "ready_marker" {
     error_message = "ready_marker must be lowercase letters, digits and '-'."
   }
 }
+
+variable "data_volume" {
+  description = "Optional block device to format (only when it holds no filesystem with this label) and mount, e.g. the master's Cinder volume for the shared tmp directory. device is a stable path such as /dev/disk/by-id/virtio-<first 20 characters of the volume id>."
+  type = object({
+    device      = string
+    mount_point = string
+    label       = string
+    filesystem  = optional(string, "ext4")
+  })
+  default = null
+
+  validation {
+    condition     = var.data_volume == null || (startswith(try(var.data_volume.device, ""), "/dev/") && startswith(try(var.data_volume.mount_point, ""), "/"))
+    error_message = "data_volume.device must be a /dev/ path and data_volume.mount_point an absolute path."
+  }
+
+  validation {
+    condition     = var.data_volume == null || can(regex("^[a-z0-9-]{1,16}$", try(var.data_volume.label, "")))
+    error_message = "data_volume.label must be 1 to 16 characters of a-z, 0-9 and '-' (ext4 labels hold 16)."
+  }
+
+  validation {
+    condition     = var.data_volume == null || contains(["ext4", "xfs"], try(var.data_volume.filesystem, ""))
+    error_message = "data_volume.filesystem must be one of: ext4, xfs."
+  }
+}

@@ -143,7 +143,64 @@ run "master_with_tls" {
   }
 }
 
+run "master_with_a_data_volume" {
+  command = plan
+
+  variables {
+    data_volume = {
+      device      = "/dev/disk/by-id/virtio-0123456789abcdef0123"
+      mount_point = "/opt/hail/tmp"
+      label       = "hgi-spark-tmp"
+    }
+  }
+
+  assert {
+    condition = (
+      yamldecode(output.user_data).fs_setup[0].device == "/dev/disk/by-id/virtio-0123456789abcdef0123"
+      && yamldecode(output.user_data).fs_setup[0].filesystem == "ext4"
+      && yamldecode(output.user_data).fs_setup[0].partition == "auto"
+      && yamldecode(output.user_data).fs_setup[0].overwrite == false
+      && yamldecode(output.user_data).mounts[0][1] == "/opt/hail/tmp"
+      && strcontains(yamldecode(output.user_data).mounts[0][3], "nofail")
+    )
+    error_message = "The volume is formatted only when blank and mounted with nofail at the mount point."
+  }
+}
+
+run "no_volume_no_disk_keys" {
+  command = plan
+
+  assert {
+    condition     = !contains(keys(yamldecode(output.user_data)), "fs_setup") && !contains(keys(yamldecode(output.user_data)), "mounts")
+    error_message = "Without a data volume, no disk is touched."
+  }
+}
+
 # Refusals.
+
+run "volume_device_outside_dev_is_refused" {
+  command = plan
+  variables {
+    data_volume = { device = "vdb", mount_point = "/opt/hail/tmp", label = "hgi-spark-tmp" }
+  }
+  expect_failures = [var.data_volume]
+}
+
+run "volume_label_too_long_is_refused" {
+  command = plan
+  variables {
+    data_volume = { device = "/dev/vdb", mount_point = "/opt/hail/tmp", label = "a-label-longer-than-sixteen" }
+  }
+  expect_failures = [var.data_volume]
+}
+
+run "volume_filesystem_unknown_is_refused" {
+  command = plan
+  variables {
+    data_volume = { device = "/dev/vdb", mount_point = "/opt/hail/tmp", label = "tmp", filesystem = "ntfs" }
+  }
+  expect_failures = [var.data_volume]
+}
 
 run "unknown_role_is_refused" {
   command = plan
