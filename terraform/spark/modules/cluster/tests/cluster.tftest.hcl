@@ -1,0 +1,151 @@
+# The cluster's pure part with the deployment defaults of deployments/defaults.yml and
+# deployments/spark/defaults.yml, a 4 vCPU / 16 GiB master and 8 vCPU / 32 GiB workers.
+
+variables {
+  deployment_name  = "spark"
+  deployment_owner = "ld14"
+  image = {
+    name        = "hail-base"
+    version     = "1.0.0"
+    glance_name = "hail-base-1.0.0"
+    software    = { java = "17", python = "3.11", hail = "0.2.139", pyspark = "3.5.9", jupyterlab = "4.5.11" }
+  }
+  workers  = 3
+  app_user = "hgi"
+  ports = {
+    ssh                = 22, http = 80, https = 443, spark_master = 7077, spark_master_ui = 8080, spark_worker_ui = 8081,
+    spark_app_ui_first = 4040, spark_app_ui_last = 4050, spark_driver = 40000, spark_blockmanager = 40001,
+    jupyter            = 8889, nfs = 2049, rpcbind = 111, nfs_mountd = 20048, nfs_statd = 32765
+  }
+  master_flavor = { vcpus = 4, ram_mb = 16384 }
+  worker_flavor = { vcpus = 8, ram_mb = 32768 }
+  spark         = { worker_cleanup_interval_s = 1800, worker_appdata_ttl_s = 86400 }
+  node_paths = {
+    hail_home = "/opt/hail", hail_venv = "/opt/hail/venv", hail_tmp_dir = "/opt/hail/tmp",
+    state_dir = "/var/lib/hgi-spark", notebook_dir = "/home/hgi/notebooks", etc_dir = "/etc/hgi-spark"
+  }
+  ready_timeout_s       = 600
+  master_address        = "10.42.0.10"
+  worker_addresses      = ["10.42.0.11", "10.42.0.12", "10.42.0.13"]
+  subnet_cidr           = "10.42.0.0/24"
+  jupyter_password_hash = "sha1:0123456789ab:0123456789abcdef0123456789abcdef01234567"
+}
+
+run "three_workers" {
+  command = plan
+
+  assert {
+    condition     = output.names.master == "spark-ld14-master" && output.names.workers == ["spark-ld14-worker-01", "spark-ld14-worker-02", "spark-ld14-worker-03"]
+    error_message = "Names come from the naming module."
+  }
+
+  assert {
+    condition = alltrue([
+      for i, env in output.worker_envs :
+      env.SPARK_MASTER_HOST == "10.42.0.10" && env.NODE_BIND_ADDRESS == var.worker_addresses[i] && env.NODE_NAME == output.names.workers[i]
+    ])
+    error_message = "Each worker binds its own address and points at the master."
+  }
+
+  assert {
+    condition = (
+      output.master_env.SPARK_WORKER_MEMORY_MB == "29082" && output.master_env.SPARK_EXECUTOR_MEMORY_MB == "13219"
+      && output.master_env.SPARK_DRIVER_MEMORY_MB == "10813" && output.master_env.SPARK_EXECUTOR_CORES == "4"
+    )
+    error_message = "Executors are sized from the worker flavor (8/32), the driver from the master flavor (4/16)."
+  }
+
+  assert {
+    condition     = output.master_env.SPARK_HOME == "/opt/hail/venv/lib/python3.11/site-packages/pyspark" && output.master_env.SPARK_UI_PORT_RETRIES == "10"
+    error_message = "SPARK_HOME follows the image's Python; the UI retries cover 4040..4050."
+  }
+
+  assert {
+    condition     = output.master_env.TLS_CERT_FILE == "" && output.master_env.TLS_KEY_FILE == "" && output.master_env.NFS_EXPORT_CIDR == "10.42.0.0/24"
+    error_message = "No TLS without a certificate; NFS exported to the subnet only."
+  }
+
+  assert {
+    condition     = length(output.worker_user_data) == 3 && strcontains(output.worker_user_data[2], "--role worker")
+    error_message = "One user-data per worker."
+  }
+
+  assert {
+    condition     = output.ready_lines["spark-ld14-worker-02"] == "hgi-spark-node-ready role=worker name=spark-ld14-worker-02"
+    error_message = "Ready lines are keyed by node name."
+  }
+
+  assert {
+    condition     = output.metadata.worker["hgi-spark-role"] == "worker" && output.metadata.master["hgi-spark-image-version"] == "1.0.0"
+    error_message = "Metadata carries role and image version."
+  }
+}
+
+run "tls_and_tmp_volume" {
+  command = plan
+
+  variables {
+    tls_certificate_pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    tls_private_key_pem = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n"
+    tmp_volume_id       = "6f1c2d3e-4b5a-6978-8a9b-0c1d2e3f4a5b"
+  }
+
+  assert {
+    condition     = output.master_env.TLS_CERT_FILE == "/etc/hgi-spark/tls/cert.pem" && output.master_env.TLS_KEY_FILE == "/etc/hgi-spark/tls/key.pem" && output.worker_envs[0].TLS_KEY_FILE == ""
+    error_message = "With a certificate the master knows the TLS paths; workers serve no http."
+  }
+
+  assert {
+    condition     = yamldecode(output.master_user_data).mounts[0][0] == "/dev/disk/by-id/virtio-6f1c2d3e-4b5a-6978-8" && yamldecode(output.master_user_data).mounts[0][1] == "/opt/hail/tmp"
+    error_message = "The tmp volume is found by its virtio serial (20 characters of its ID) and mounted at HAIL_TMP_DIR."
+  }
+
+  assert {
+    condition     = !strcontains(output.worker_user_data[0], "fs_setup") && !strcontains(output.worker_user_data[0], "PRIVATE KEY")
+    error_message = "Workers get neither the volume nor the TLS key."
+  }
+}
+
+run "one_hundred_workers" {
+  command = plan
+
+  variables {
+    workers          = 100
+    worker_addresses = [for i in range(100) : cidrhost("10.42.0.0/24", 20 + i)]
+  }
+
+  assert {
+    condition     = length(output.worker_user_data) == 100 && length(distinct(output.worker_user_data)) == 100
+    error_message = "100 distinct worker user-data documents."
+  }
+
+  assert {
+    condition     = output.names.workers[99] == "spark-ld14-worker-100" && output.worker_envs[99].NODE_BIND_ADDRESS == "10.42.0.119"
+    error_message = "The 100th worker is spark-ld14-worker-100 at 10.42.0.119."
+  }
+}
+
+run "addresses_must_match_the_count" {
+  command = plan
+
+  variables {
+    workers = 4
+  }
+
+  expect_failures = [output.worker_user_data]
+}
+
+run "python_version_is_checked" {
+  command = plan
+
+  variables {
+    image = {
+      name        = "hail-base"
+      version     = "1.0.0"
+      glance_name = "hail-base-1.0.0"
+      software    = { python = "python3" }
+    }
+  }
+
+  expect_failures = [var.image]
+}
