@@ -16,3 +16,17 @@ def openstack_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]
         yield cloud
     finally:
         cloud.stop()
+
+
+@pytest.fixture(scope="session")
+def openstack_compute_cloud(openstack_cloud: Cloud) -> Cloud:
+    """The same cloud plus Nova API and Neutron server, seeded as admin with flavors, networks and quotas.
+
+    See tests/fixtures/openstack/nova.py and neutron.py; stopped with openstack_cloud.
+    """
+    from fixtures.openstack import neutron, nova
+
+    for service, seed in ((nova.Nova(), nova.seed), (neutron.Neutron(), neutron.seed)):
+        openstack_cloud.add_service(service)
+        seed(openstack_cloud)
+    return openstack_cloud

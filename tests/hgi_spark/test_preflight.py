@@ -1,0 +1,254 @@
+"""The pre-flight against real Keystone, Glance, Nova API and Neutron server (openstack_compute_cloud).
+
+As admin the fixture created flavors m1.medium/m1.large/m1.xlarge, the external network ``public``,
+project hgi's network ``hgi-net`` and hgi's quotas (cores 40, ports 50 ...); here alice (project
+hgi) and bob (project hgi-dev) run the checks as a deployment's owner would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from hgi_spark import preflight
+from hgi_spark.preflight import FAIL, NOT_CHECKED, OK, Request
+
+pytestmark = pytest.mark.slow
+
+
+def new_public_key(folder: Path) -> str:
+    key = folder / f"id-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "test", "-f", str(key)], check=True)
+    return key.with_suffix(".pub").read_text().strip()
+
+
+def upload_image(cloud, user: str, name: str, visibility: str = "shared"):
+    """A tiny active image owned by ``user``'s project (the bytes do not matter to the checks)."""
+    conn = cloud.connect(user)
+    return conn.image.create_image(
+        name=name, disk_format="raw", container_format="bare", data=b"\0" * 1024, visibility=visibility
+    )
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture
+def request_for(openstack_compute_cloud, tmp_path):
+    """A Request that passes for alice: an image of hers, the fixture's flavors and networks."""
+
+    def make(**changes) -> Request:
+        version = f"1.0.{uuid.uuid4().int % 100000}"
+        base = Request(
+            deployment=f"spark/{unique('t')}",
+            master_flavor="m1.large",
+            worker_flavor="m1.medium",
+            workers=3,
+            image=f"hail-base/{version}",
+            glance_name=f"hail-base-{version}",
+            network="hgi-net",
+            create_network=False,
+            external_network="public",
+            keypair=unique("key"),
+            public_key=new_public_key(tmp_path),
+            volume_gb=0,
+            security_groups=2,
+            security_group_rules=12,
+            source="deployments/spark/t/deployment.yml",
+        )
+        return dataclasses.replace(base, **changes)
+
+    return make
+
+
+def rows(report) -> dict[str, preflight.Check]:
+    return {c.name: c for c in report.checks}
+
+
+def test_everything_passes(openstack_compute_cloud, request_for):
+    request = request_for(volume_gb=50)
+    upload_image(openstack_compute_cloud, "alice", request.glance_name)
+    report = preflight.run(request, openstack_compute_cloud.env("alice"))
+    assert report.ok, report.table()
+    found = rows(report)
+    assert found["credentials"].result == OK
+    assert found["flavor (master)"].detail == "m1.large: 4 vCPUs, 8192 MiB RAM"
+    assert found["flavor (worker)"].detail == "m1.medium: 2 vCPUs, 4096 MiB RAM"
+    assert report.flavors == {
+        "master": {"name": "m1.large", "vcpus": 4, "ram_mb": 8192},
+        "worker": {"name": "m1.medium", "vcpus": 2, "ram_mb": 4096},
+    }
+    assert found["image"].detail == f"{request.glance_name}: active, own"
+    assert (found["cores"].needed, found["cores"].available) == ("10", "40")
+    assert (found["instances"].needed, found["instances"].available) == ("4", "20")
+    assert found["RAM (MiB)"].needed == str(8192 + 3 * 4096)
+    assert found["floating IPs"].result == OK
+    assert found["security groups"].needed == "2"
+    # No Cinder in this cloud: said, not guessed.
+    assert found["volumes"].result == NOT_CHECKED
+    assert "no block-storage endpoint" in found["volumes"].detail
+    assert "FAIL" not in report.table()
+
+
+def test_flavor_missing(openstack_compute_cloud, request_for):
+    request = request_for(worker_flavor="m1.huge")
+    upload_image(openstack_compute_cloud, "alice", request.glance_name)
+    report = preflight.run(request, openstack_compute_cloud.env("alice"))
+    worker = rows(report)["flavor (worker)"]
+    assert worker.result == FAIL
+    assert worker.detail == "no flavor 'm1.huge' visible to this project"
+    assert "m1.large, m1.medium, m1.xlarge" in worker.fix
+    assert rows(report)["cores"].result == NOT_CHECKED
+    assert [c.name for c in report.failures] == ["flavor (worker)"]
+
+
+def test_hundred_workers_exceed_the_cores_quota(openstack_compute_cloud, request_for):
+    request = request_for(workers=100)
+    upload_image(openstack_compute_cloud, "alice", request.glance_name)
+    report = preflight.run(request, openstack_compute_cloud.env("alice"))
+    cores = rows(report)["cores"]
+    assert cores.result == FAIL
+    assert (cores.needed, cores.available) == ("204", "40")
+    assert cores.detail.startswith("needs 204, only 40 of 40 left (4 + 100 × 2 vCPUs")
+    assert "quota" in cores.fix
+    assert {c.name for c in report.failures} == {"instances", "cores", "RAM (MiB)", "ports"}
+    assert "cores: needs 204, only 40 of 40 left" in report.summary()
+
+
+def test_image_missing(openstack_compute_cloud, request_for):
+    request = request_for()
+    report = preflight.run(request, openstack_compute_cloud.env("alice"))
+    image = rows(report)["image"]
+    assert image.result == FAIL
+    assert image.detail == f"no image {request.glance_name} visible to this project"
+    assert f"bash invoke.sh image {request.image} build" in image.fix
+    assert [c.name for c in report.failures] == ["image"]
+
+
+def test_image_shared_but_not_accepted(openstack_compute_cloud, request_for):
+    request = request_for(network=None, create_network=True)
+    image = upload_image(openstack_compute_cloud, "alice", request.glance_name)
+    alice = openstack_compute_cloud.connect("alice")
+    bob_project = openstack_compute_cloud.project_id("hgi-dev")
+    alice.image.add_member(image, member=bob_project)
+    report = preflight.run(request, openstack_compute_cloud.env("bob"))
+    found = rows(report)["image"]
+    assert found.result == FAIL
+    assert found.detail == f"{request.glance_name} is shared with this project but pending, not accepted"
+    assert found.fix == f"run: bash invoke.sh image {request.image} accept"
+
+    bob = openstack_compute_cloud.connect("bob")
+    bob.image.update_member(bob_project, image, status="accepted")
+    report = preflight.run(request, openstack_compute_cloud.env("bob"))
+    assert rows(report)["image"].detail == f"{request.glance_name}: active, shared, accepted"
+    assert report.ok, report.table()
+
+
+def test_another_projects_user_cannot_see_the_image(openstack_compute_cloud, request_for):
+    request = request_for(network=None, create_network=True)
+    upload_image(openstack_compute_cloud, "alice", request.glance_name, visibility="private")
+    assert rows(preflight.run(request, openstack_compute_cloud.env("alice")))["image"].result == OK
+    report = preflight.run(request, openstack_compute_cloud.env("bob"))
+    image = rows(report)["image"]
+    assert image.result == FAIL
+    assert image.detail == f"no image {request.glance_name} visible to this project"
+
+
+def test_network_missing(openstack_compute_cloud, request_for):
+    request = request_for(network="no-such-net", external_network="hgi-net")
+    upload_image(openstack_compute_cloud, "alice", request.glance_name)
+    report = preflight.run(request, openstack_compute_cloud.env("alice"))
+    found = rows(report)
+    assert found["network"].result == FAIL
+    assert found["network"].detail == "no network 'no-such-net' visible to this project"
+    # A project network is no place for floating IPs: the fix names the external ones.
+    assert found["external network"].result == FAIL
+    assert found["external network"].detail == "'hgi-net' is not external"
+    assert "one of: public" in found["external network"].fix
+
+
+def test_network_created_by_the_plan_counts_against_the_quota(openstack_compute_cloud, request_for):
+    request = request_for(network=None, create_network=True)
+    upload_image(openstack_compute_cloud, "alice", request.glance_name)
+    report = preflight.run(request, openstack_compute_cloud.env("alice"))
+    found = rows(report)
+    assert found["network"].detail == "created by the plan (no network_name set)"
+    assert (found["networks"].needed, found["routers"].needed) == ("1", "1")
+    assert found["ports"].needed == "5"
+    assert report.ok, report.table()
+
+
+def test_key_pair_taken_by_another_key(openstack_compute_cloud, request_for, tmp_path):
+    request = request_for()
+    upload_image(openstack_compute_cloud, "alice", request.glance_name)
+    alice = openstack_compute_cloud.connect("alice")
+    other = alice.compute.create_keypair(name=request.keypair, public_key=new_public_key(tmp_path))
+    report = preflight.run(request, openstack_compute_cloud.env("alice"))
+    found = rows(report)["key pair"]
+    assert found.result == FAIL
+    assert found.detail == f"{request.keypair} already holds another public key ({other.fingerprint})"
+    assert [c.name for c in report.failures] == ["key pair"]
+
+    same = dataclasses.replace(request, public_key=other.public_key.strip() + " another-comment")
+    assert rows(preflight.run(same, openstack_compute_cloud.env("alice")))["key pair"].result == OK
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"OS_PASSWORD": "not-it"}, "rejected user alice: wrong user name or password"),
+        ({"OS_PROJECT_NAME": "no-such-project"}, "project no-such-project does not exist or alice has no role"),
+        ({"OS_PASSWORD": ""}, "OpenStack credentials incomplete: OS_PASSWORD not set"),
+    ],
+)
+def test_credentials_fail_in_one_line(openstack_compute_cloud, request_for, change, message):
+    env = {**openstack_compute_cloud.env("alice"), **change}
+    report = preflight.run(request_for(), env)
+    first = report.checks[0]
+    assert (first.name, first.result) == ("credentials", FAIL)
+    assert message in first.detail
+    assert "\n" not in first.detail
+    assert {c.result for c in report.checks[1:]} == {NOT_CHECKED}
+
+
+def test_expired_token(openstack_compute_cloud, request_for):
+    """A token Keystone no longer accepts (revoked here; an expired one is refused the same way)."""
+    token = openstack_compute_cloud.connect("alice").session.get_token()
+    openstack_compute_cloud.admin_session().delete(
+        f"{openstack_compute_cloud.auth_url}/auth/tokens", headers={"X-Subject-Token": token}, raise_exc=True
+    )
+    env = {
+        "OS_AUTH_URL": openstack_compute_cloud.auth_url,
+        "OS_AUTH_TYPE": "v3token",
+        "OS_TOKEN": token,
+        "OS_PROJECT_NAME": "hgi",
+        "OS_PROJECT_DOMAIN_NAME": "Default",
+    }
+    report = preflight.run(request_for(), env)
+    assert report.checks[0].result == FAIL
+    assert "rejected the token" in report.checks[0].detail
+
+
+def test_report_as_json_and_table(openstack_compute_cloud, request_for):
+    request = request_for(workers=100)
+    report = preflight.run(request, openstack_compute_cloud.env("alice"))
+    data = report.as_dict()
+    assert data["ok"] is False
+    assert {"name", "result", "detail", "needed", "available", "fix"} <= set(data["checks"][0])
+    table = report.table()
+    assert "fix: build it" in table
+    assert table.splitlines()[-1].startswith(f"pre-flight of {request.deployment}: ")
+
+
+def test_the_checks_are_quick(openstack_compute_cloud, request_for):
+    """The target: the whole pre-flight well under 2 s against the loopback cloud."""
+    request = request_for()
+    upload_image(openstack_compute_cloud, "alice", request.glance_name)
+    report = preflight.run(request, openstack_compute_cloud.env("alice"))
+    assert report.ok, report.table()
+    assert report.seconds < 2.0
