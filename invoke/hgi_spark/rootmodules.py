@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from . import preflight
+
 if TYPE_CHECKING:
     from .config import Deployment
 
@@ -35,7 +37,7 @@ class Profile:
 
 
 PROFILES: dict[str, Profile] = {
-    "spark": Profile("spark", needs_cloud=True),
+    "spark": Profile("spark", needs_cloud=True, preflight=preflight.before_plan, status_rows=preflight.status_rows),
     "spark-local": Profile("spark-local", needs_cloud=False),
 }
 
