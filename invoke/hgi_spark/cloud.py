@@ -17,7 +17,7 @@ import openstack.connection
 import openstack.exceptions
 
 from . import credentials
-from .errors import CloudError, CredentialsError
+from .errors import CloudError, CredentialsError, NotFoundError
 
 # Selectors of a clouds.yaml entry, not connection arguments.
 _NOT_ARGUMENTS = {"OS_CLOUD", "OS_CLIENT_CONFIG_FILE", "OS_CLIENT_SECURE_FILE", "OS_CLOUD_NAME"}
@@ -124,7 +124,7 @@ def _rejected(connection: openstack.connection.Connection, env: Mapping[str, str
         user = auth.get("username") or auth.get("user_id") or "?"
         return CredentialsError(
             f"Keystone at {url} rejected user {user}: wrong user name or password",
-            fix="check OS_USERNAME and OS_PASSWORD (source your openrc file again)",
+            fix="check OS_USERNAME and OS_PASSWORD, or source your openrc file again",
         )
     project = auth.get("project_name") or auth.get("project_id") or "?"
     return CredentialsError(
@@ -145,3 +145,25 @@ def project_id(connection: openstack.connection.Connection) -> str:
 def _first_line(error: BaseException) -> str:
     text = str(error).strip() or type(error).__name__
     return text.splitlines()[0]
+
+
+def network_id(connection: openstack.connection.Connection, name_or_id: str) -> str:
+    """A Neutron network's ID from its name (packer's ``networks`` wants IDs)."""
+    try:
+        network = connection.network.find_network(name_or_id, ignore_missing=True)
+    except (openstack.exceptions.SDKException, ksa.ClientException) as error:
+        raise CloudError(f"looking up network {name_or_id}: {_first_line(error)}") from None
+    if network is None:
+        raise NotFoundError(
+            f"network {name_or_id} not found in this project", fix="`openstack network list` shows the names"
+        )
+    return str(network.id)
+
+
+def project_name(connection: openstack.connection.Connection, env: Mapping[str, str]) -> str:
+    """The scoped project's name for messages (the token knows it even when Keystone lists are forbidden)."""
+    try:
+        access = connection.session.auth.get_access(connection.session)
+        return str(access.project_name or env.get("OS_PROJECT_NAME") or access.project_id)
+    except (ksa.ClientException, AttributeError):
+        return env.get("OS_PROJECT_NAME") or project_id(connection)
