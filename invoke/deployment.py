@@ -11,6 +11,7 @@ from taskhelpers import handled
 NAME_HELP = "the deployment as NAME/OWNER (default: $HGI_DEPLOYMENT, set by invoke.sh)"
 JSON_HELP = "print JSON for scripts instead of a table"
 SECRETS_HELP = "show sensitive outputs instead of masking them"
+SKIP_PREFLIGHT_HELP = "do not check the cloud first (quotas, flavors, image ...); a warning says so"
 
 
 def _print_outputs(outputs, *, as_json=False, show_secrets=False):
@@ -59,13 +60,21 @@ def outputs(c, name=None, json=False, show_secrets=False):
     _print_outputs(workflow.outputs(name), as_json=json, show_secrets=show_secrets)
 
 
-@task(help={"name": NAME_HELP, "to": "what the plan is for: up, update (default) or destroy"})
+@task(
+    help={
+        "name": NAME_HELP,
+        "to": "what the plan is for: up, update (default) or destroy",
+        "skip_preflight": SKIP_PREFLIGHT_HELP,
+    }
+)
 @handled
-def plan(c, name=None, to="update"):
+def plan(c, name=None, to="update", skip_preflight=False):
     """Plan to <to>.tfplan (up, update or destroy), show it, record its inputs beside it."""
+    from hgi_spark import preflight as checks
     from hgi_spark import workflow
 
-    summary = workflow.plan(name, to)
+    with checks.skipped(skip_preflight):
+        summary = workflow.plan(name, to)
     print(summary.line())
 
 
@@ -91,13 +100,26 @@ def status(c, name=None, json=False, show_secrets=False):
     _print_outputs(result.outputs, show_secrets=show_secrets)
 
 
-@task(help={"name": NAME_HELP})
+@task(help={"name": NAME_HELP, "json": JSON_HELP})
 @handled
-def up(c, name=None):
+def preflight(c, name=None, json=False):
+    """Check the cloud before planning: credentials, flavors, image, networks, key pair, quotas."""
+    from hgi_spark import preflight as checks
+
+    report = checks.check(name)
+    print(report.as_json() if json else report.table())
+    checks.require_ok(report)
+
+
+@task(help={"name": NAME_HELP, "skip_preflight": SKIP_PREFLIGHT_HELP})
+@handled
+def up(c, name=None, skip_preflight=False):
     """clean, init, validate, plan up.tfplan, apply exactly that plan, print the outputs."""
+    from hgi_spark import preflight as checks
     from hgi_spark import workflow
 
-    _summary, outputs = workflow.up(name)
+    with checks.skipped(skip_preflight):
+        _summary, outputs = workflow.up(name)
     _print_outputs(outputs)
 
 
@@ -120,4 +142,4 @@ def validate(c, name=None):
     print(f"valid; rendered {rendered.name}")
 
 
-namespace = Collection(clean, down, init, outputs, plan, status, up, update, validate)
+namespace = Collection(clean, down, init, outputs, plan, preflight, status, up, update, validate)

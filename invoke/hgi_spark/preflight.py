@@ -577,7 +577,7 @@ def check(name: str | None, repo: Repository | None = None) -> Report:
     if rootmodules.profile(deployment.ref.name).preflight is None:
         raise UsageError(
             f"deployment {deployment.ref} runs terraform/{deployment.ref.name}/: there is no cloud to check",
-            fix="preflight is for OpenStack deployments (e.g. spark/OWNER)",
+            fix="preflight is for OpenStack deployments such as spark/OWNER",
         )
     return check_deployment(deployment)
 
