@@ -519,7 +519,8 @@ def status(name: str | None, repo: Repository | None = None) -> Status:
         if pending is None:
             continue
         verdict = "fresh" if pending.fresh else "stale: " + "; ".join(pending.problems)
-        rows.append((f"{purpose} plan", f"{pending.summary} (made {pending.made}; {verdict})"))
+        what = (pending.summary or "").removeprefix(f"{purpose} plan: ")
+        rows.append((f"{purpose} plan", f"{what} (made {pending.made}; {verdict})"))
     holder = locking.holder(d.paths.lock)
     rows.append(("lock", holder.describe() if holder else "free"))
     if run.profile.status_rows is not None:
