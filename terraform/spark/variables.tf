@@ -1,0 +1,329 @@
+# The root module of deployments called `spark` (deployments/spark/OWNER/deployment.yml).
+# Defaults live in deployments/defaults.yml and deployments/spark/defaults.yml, not here: every
+# variable the YAML sets is required here, so a key missing from the YAML is an error at once.
+
+# --- set by the wrapper ---------------------------------------------------------------------------
+
+variable "deployment_name" {
+  description = "NAME of deployments/NAME/OWNER (always spark here). Set by the wrapper."
+  type        = string
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9_.-]*$", var.deployment_name))
+    error_message = "deployment_name must be lowercase letters, digits, '_', '.' and '-'."
+  }
+}
+
+variable "deployment_owner" {
+  description = "OWNER of deployments/NAME/OWNER, e.g. ld14. Set by the wrapper."
+  type        = string
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9_.-]*$", var.deployment_owner))
+    error_message = "deployment_owner must be lowercase letters, digits, '_', '.' and '-'."
+  }
+}
+
+variable "image" {
+  description = "The image the nodes boot, from `image: NAME/VERSION` in the YAML (set by the wrapper from images/NAME/VERSION/image.yml): name, version, glance_name and software versions."
+  type = object({
+    name        = string
+    version     = string
+    glance_name = string
+    software    = map(string)
+  })
+  nullable = false
+
+  validation {
+    condition     = can(regex("^[0-9]+\\.[0-9]+\\.[0-9]+$", var.image.version)) && var.image.glance_name != ""
+    error_message = "image.version must be MAJOR.MINOR.PATCH and image.glance_name the Glance image's name."
+  }
+
+  validation {
+    condition     = can(regex("^3\\.[0-9]+$", lookup(var.image.software, "python", "")))
+    error_message = "image.software.python must be set (e.g. 3.11): SPARK_HOME is inside the image's venv."
+  }
+}
+
+variable "jupyter_password_hash" {
+  description = "Hash of the JupyterLab password (jupyter_server's passwd() format). Set by the wrapper from the password it generates once per deployment and keeps in secrets/; never in the YAML. The master refuses to render without it."
+  type        = string
+  default     = ""
+  nullable    = false
+  sensitive   = true
+}
+
+# --- deployments/defaults.yml ----------------------------------------------------------------------
+
+variable "app_user" {
+  description = "The application user on every node (baked into the image)."
+  type        = string
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[a-z_][a-z0-9_-]{0,31}$", var.app_user))
+    error_message = "app_user must be a Linux user name: lowercase letters, digits, '_' and '-', at most 32 characters."
+  }
+}
+
+variable "ports" {
+  description = "Every port of the cluster, the single home of port numbers: security groups, node environment, Spark and nginx configuration read it."
+  type = object({
+    ssh                = number
+    http               = number
+    https              = number
+    spark_master       = number
+    spark_master_ui    = number
+    spark_worker_ui    = number
+    spark_app_ui_first = number
+    spark_app_ui_last  = number
+    spark_driver       = number
+    spark_blockmanager = number
+    jupyter            = number
+    nfs                = number
+    rpcbind            = number
+    nfs_mountd         = number
+    nfs_statd          = number
+  })
+  nullable = false
+
+  validation {
+    condition     = alltrue([for name, port in var.ports : port == floor(port) && port >= 1 && port <= 65535])
+    error_message = "Every port must be a whole number from 1 to 65535."
+  }
+
+  validation {
+    condition     = var.ports.spark_app_ui_first <= var.ports.spark_app_ui_last
+    error_message = "ports.spark_app_ui_first must not be above ports.spark_app_ui_last."
+  }
+
+  validation {
+    condition     = abs(var.ports.spark_driver - var.ports.spark_blockmanager) >= 1 && length(distinct([for name, port in var.ports : port])) == length(var.ports)
+    error_message = "Ports must all differ (the driver and block manager ports too)."
+  }
+}
+
+# --- deployments/spark/defaults.yml and deployment.yml ---------------------------------------------
+
+variable "workers" {
+  description = "Number of Spark workers."
+  type        = number
+  nullable    = false
+
+  validation {
+    condition     = var.workers == floor(var.workers) && var.workers >= 0 && var.workers <= 1000
+    error_message = "workers must be a whole number from 0 to 1000."
+  }
+}
+
+variable "master_flavor" {
+  description = "Nova flavor name of the master (Spark master, NFS server, JupyterLab and the driver)."
+  type        = string
+  nullable    = false
+
+  validation {
+    condition     = trimspace(var.master_flavor) != ""
+    error_message = "master_flavor must name a flavor (openstack flavor list)."
+  }
+}
+
+variable "worker_flavor" {
+  description = "Nova flavor name of every worker; Spark's worker and executor sizes follow its vCPUs and RAM."
+  type        = string
+  nullable    = false
+
+  validation {
+    condition     = trimspace(var.worker_flavor) != ""
+    error_message = "worker_flavor must name a flavor (openstack flavor list)."
+  }
+}
+
+variable "availability_zone" {
+  description = "Nova availability zone of the nodes and Cinder zone of the tmp volume; null lets the cloud choose."
+  type        = string
+}
+
+variable "external_network" {
+  description = "Name of the external network: the floating IP pool of the master, and the gateway of the router when network.create is true."
+  type        = string
+  nullable    = false
+
+  validation {
+    condition     = trimspace(var.external_network) != ""
+    error_message = "external_network must name the external network (openstack network list --external)."
+  }
+}
+
+variable "network" {
+  description = "The cluster's private network: an existing one by name (create = false; subnet_name when it has several IPv4 subnets), or a network, subnet (cidr, dns_nameservers) and router to the external network that the deployment creates (create = true)."
+  type = object({
+    create          = bool
+    name            = optional(string)
+    subnet_name     = optional(string)
+    cidr            = optional(string)
+    dns_nameservers = optional(list(string), [])
+  })
+  nullable = false
+
+  validation {
+    condition     = var.network.create || try(trimspace(var.network.name), "") != ""
+    error_message = "network.name must name an existing network when network.create is false."
+  }
+
+  validation {
+    condition     = !var.network.create || can(cidrhost(var.network.cidr, 0))
+    error_message = "network.cidr must be an IPv4 CIDR such as 10.42.0.0/24 when network.create is true."
+  }
+
+  validation {
+    condition     = alltrue([for ip in coalesce(var.network.dns_nameservers, []) : can(cidrhost("${ip}/32", 0))])
+    error_message = "network.dns_nameservers must be IPv4 addresses."
+  }
+}
+
+variable "allowed_cidrs" {
+  description = "Networks allowed to reach the master's ssh, http and https ports (e.g. your institution's ranges). Everything else on the cluster is reachable only from its own members."
+  type        = list(string)
+  nullable    = false
+
+  validation {
+    condition     = length(var.allowed_cidrs) > 0 && alltrue([for c in var.allowed_cidrs : can(cidrhost(c, 0))])
+    error_message = "allowed_cidrs must list at least one CIDR, e.g. 192.0.2.0/24."
+  }
+
+  validation {
+    condition     = alltrue([for c in var.allowed_cidrs : tonumber(split("/", c)[1]) > 0])
+    error_message = "allowed_cidrs must not hold 0.0.0.0/0 or ::/0: name the networks that need the cluster."
+  }
+}
+
+variable "ssh_public_key_file" {
+  description = "Path of your OpenSSH public key (~ allowed); it becomes the deployment's Nova key pair."
+  type        = string
+  nullable    = false
+
+  validation {
+    condition     = fileexists(pathexpand(var.ssh_public_key_file))
+    error_message = "ssh_public_key_file must be an existing file, e.g. ~/.ssh/id_ed25519.pub (ssh-keygen -t ed25519 makes one)."
+  }
+
+  validation {
+    condition     = can(regex("^(ssh-|ecdsa-|sk-)", trimspace(file(pathexpand(var.ssh_public_key_file)))))
+    error_message = "ssh_public_key_file must hold an OpenSSH public key (ssh-ed25519 ..., ssh-rsa ..., ecdsa-...), not a private key."
+  }
+}
+
+variable "ssh_user" {
+  description = "Login user of the image for ssh (the cloud image's default user that receives the key pair)."
+  type        = string
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[a-z_][a-z0-9_-]{0,31}$", var.ssh_user))
+    error_message = "ssh_user must be a Linux user name."
+  }
+}
+
+variable "tmp_volume_gb" {
+  description = "Size in GB of a Cinder volume mounted at the master's shared tmp directory (HAIL_TMP_DIR, exported over NFS); 0 keeps it on the master's root disk."
+  type        = number
+  nullable    = false
+
+  validation {
+    condition     = var.tmp_volume_gb == floor(var.tmp_volume_gb) && var.tmp_volume_gb >= 0 && var.tmp_volume_gb <= 65536
+    error_message = "tmp_volume_gb must be a whole number of GB from 0 (no volume) to 65536."
+  }
+}
+
+variable "tmp_volume_type" {
+  description = "Cinder volume type of the tmp volume; null for the cloud's default."
+  type        = string
+}
+
+variable "tls" {
+  description = "Optional TLS for nginx on the master: paths on this machine of a PEM certificate (chain) and its private key. null serves plain http."
+  type = object({
+    certificate_file = string
+    key_file         = string
+  })
+
+  validation {
+    condition     = var.tls == null || (fileexists(pathexpand(try(var.tls.certificate_file, ""))) && fileexists(pathexpand(try(var.tls.key_file, ""))))
+    error_message = "tls.certificate_file and tls.key_file must be existing files (or set tls: null)."
+  }
+}
+
+variable "sizing" {
+  description = "Knobs of the Spark sizing (terraform/modules/spark-sizing/README.md); an attribute left out keeps that module's default."
+  type = object({
+    os_reserved_mb           = optional(number)
+    os_reserved_fraction     = optional(number)
+    daemon_memory_mb         = optional(number)
+    reserved_cores           = optional(number)
+    executor_cores_max       = optional(number)
+    memory_overhead_fraction = optional(number)
+    memory_overhead_min_mb   = optional(number)
+    driver_memory_fraction   = optional(number)
+    min_executor_memory_mb   = optional(number)
+  })
+  nullable = false
+}
+
+variable "spark" {
+  description = "Spark settings of the nodes: how often a worker removes the work dirs of finished applications (each Hail application copies its 141 MB jar there) and after how long."
+  type = object({
+    worker_cleanup_interval_s = number
+    worker_appdata_ttl_s      = number
+  })
+  nullable = false
+
+  validation {
+    condition     = var.spark.worker_cleanup_interval_s >= 60 && var.spark.worker_appdata_ttl_s >= 60
+    error_message = "spark.worker_cleanup_interval_s and spark.worker_appdata_ttl_s must be at least 60 seconds."
+  }
+}
+
+variable "internal_ephemeral_ports" {
+  description = "TCP range opened between cluster members for Spark's unpinned RPC endpoints (a worker's RPC port, NFS lock manager): the Linux ephemeral port range."
+  type = object({
+    first = number
+    last  = number
+  })
+  nullable = false
+
+  validation {
+    condition     = var.internal_ephemeral_ports.first >= 1024 && var.internal_ephemeral_ports.first <= var.internal_ephemeral_ports.last && var.internal_ephemeral_ports.last <= 65535
+    error_message = "internal_ephemeral_ports must be a range within 1024..65535, first <= last."
+  }
+}
+
+variable "node_paths" {
+  description = "Where things are on the image (packer/scripts/install-node, invoke/hgi_spark/provisioning.py IMAGE_LAYOUT) and where the node scripts keep their state and the notebooks."
+  type = object({
+    hail_home    = string
+    hail_venv    = string
+    hail_tmp_dir = string
+    state_dir    = string
+    notebook_dir = string
+    etc_dir      = string
+  })
+  nullable = false
+
+  validation {
+    condition     = alltrue([for name, path in var.node_paths : startswith(path, "/")])
+    error_message = "Every node_paths entry must be an absolute path."
+  }
+}
+
+variable "ready_timeout_s" {
+  description = "How long a node's run-node waits for the node to be ready, in seconds (a worker waits for the master too)."
+  type        = number
+  nullable    = false
+
+  validation {
+    condition     = var.ready_timeout_s == floor(var.ready_timeout_s) && var.ready_timeout_s >= 30
+    error_message = "ready_timeout_s must be a whole number of seconds, at least 30."
+  }
+}
