@@ -125,7 +125,8 @@ def shared_with_me(connection: Connection, name: str) -> list[tuple[ImageInfo, s
         if info.owner == mine:
             continue
         member = get_member(connection, info.id, mine)
-        found.append((info, member.status if member else "unknown"))
+        if member is not None:  # an admin lists every shared image: keep those shared with us
+            found.append((info, member.status))
     return found
 
 
