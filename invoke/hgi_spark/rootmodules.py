@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from . import preflight
+from . import local, preflight
 
 if TYPE_CHECKING:
     from .config import Deployment
@@ -38,7 +38,14 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     "spark": Profile("spark", needs_cloud=True, preflight=preflight.before_plan, status_rows=preflight.status_rows),
-    "spark-local": Profile("spark-local", needs_cloud=False),
+    "spark-local": Profile(
+        "spark-local",
+        needs_cloud=False,
+        extra_tfvars=local.extra_tfvars,
+        preflight=local.preflight,
+        status_rows=local.status_rows,
+        submit=local.submit,
+    ),
 }
 
 

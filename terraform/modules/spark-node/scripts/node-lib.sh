@@ -1,0 +1,438 @@
+# shellcheck shell=bash
+# Variables set here are read by run-node, and the contract's variables come from the environment:
+# shellcheck disable=SC2034,SC2153
+# Functions shared by run-node: logging, the environment contract, rendering of every
+# configuration file, and detached processes with pid files. Sourced, never executed.
+# The contract (every variable read here) is documented in ../README.md.
+
+# --- logging ---------------------------------------------------------------------------------------
+
+log() { printf '[%s] %s: %s\n' "$(date '+%H:%M:%S')" "${NODE_NAME:-node}" "$*" >&2; }
+
+die() {
+  printf '[%s] %s: error: %s\n' "$(date '+%H:%M:%S')" "${NODE_NAME:-node}" "$*" >&2
+  exit 1
+}
+
+# --- the environment contract ---------------------------------------------------------------------
+
+# Variables every node needs; the master and worker lists add to it.
+readonly COMMON_VARS=(
+  NODE_MODE NODE_NAME STATE_DIR APP_USER HAIL_HOME HAIL_VENV HAIL_TMP_DIR NODE_BIND_ADDRESS
+  SPARK_MASTER_HOST SPARK_MASTER_PORT SPARK_MASTER_WEBUI_PORT
+  SPARK_EXECUTOR_CORES SPARK_EXECUTOR_MEMORY_MB SPARK_DRIVER_MEMORY_MB SPARK_MEMORY_OVERHEAD_MB
+  SPARK_DRIVER_PORT SPARK_BLOCKMANAGER_PORT SPARK_UI_PORT SPARK_UI_PORT_RETRIES
+  SPARK_WORKER_CLEANUP_INTERVAL_S SPARK_WORKER_APPDATA_TTL_S
+)
+readonly MASTER_VARS=(JUPYTER_PORT HTTP_PORT HTTP_LISTEN_ADDRESS JUPYTER_PASSWORD_HASH_FILE NOTEBOOK_DIR)
+readonly WORKER_VARS=(SPARK_WORKER_CORES SPARK_WORKER_MEMORY_MB SPARK_WORKER_WEBUI_PORT)
+readonly NUMBER_VARS=(
+  SPARK_MASTER_PORT SPARK_MASTER_WEBUI_PORT SPARK_EXECUTOR_CORES SPARK_EXECUTOR_MEMORY_MB
+  SPARK_DRIVER_MEMORY_MB SPARK_MEMORY_OVERHEAD_MB SPARK_DRIVER_PORT SPARK_BLOCKMANAGER_PORT
+  SPARK_UI_PORT SPARK_UI_PORT_RETRIES SPARK_WORKER_CLEANUP_INTERVAL_S SPARK_WORKER_APPDATA_TTL_S
+  JUPYTER_PORT HTTP_PORT HTTPS_PORT SPARK_WORKER_CORES SPARK_WORKER_MEMORY_MB SPARK_WORKER_WEBUI_PORT
+  READY_TIMEOUT_S
+)
+
+# Check the contract for ROLE: every required variable set, numbers numeric, mode known.
+require_env() {
+  local role="$1" name missing=()
+  local -a needed=("${COMMON_VARS[@]}")
+  if [[ ${role} == master ]]; then needed+=("${MASTER_VARS[@]}"); else needed+=("${WORKER_VARS[@]}"); fi
+  for name in "${needed[@]}"; do
+    [[ -n "${!name:-}" ]] || missing+=("${name}")
+  done
+  [[ ${#missing[@]} -eq 0 ]] \
+    || die "missing node environment: ${missing[*]} (see terraform/modules/spark-node/README.md)"
+  for name in "${NUMBER_VARS[@]}"; do
+    [[ -z "${!name:-}" || "${!name}" =~ ^[0-9]+$ ]] || die "${name}='${!name}' is not a whole number"
+  done
+  case "${NODE_MODE}" in
+    local | system) ;;
+    *) die "NODE_MODE='${NODE_MODE}' must be 'local' or 'system'" ;;
+  esac
+  READY_TIMEOUT_S="${READY_TIMEOUT_S:-120}"
+  HTTPS_PORT="${HTTPS_PORT:-}"
+  TLS_CERT_FILE="${TLS_CERT_FILE:-}"
+  TLS_KEY_FILE="${TLS_KEY_FILE:-}"
+  NFS_EXPORT_CIDR="${NFS_EXPORT_CIDR:-}"
+  if [[ -n "${TLS_CERT_FILE}" || -n "${TLS_KEY_FILE}" ]]; then
+    [[ -n "${TLS_CERT_FILE}" && -n "${TLS_KEY_FILE}" && -n "${HTTPS_PORT}" ]] \
+      || die "TLS needs TLS_CERT_FILE, TLS_KEY_FILE and HTTPS_PORT together"
+  fi
+}
+
+# Paths derived from the contract, in one place.
+derive_paths() {
+  CONF_DIR="${STATE_DIR}/conf"
+  RUN_DIR="${STATE_DIR}/run"
+  LOG_DIR="${STATE_DIR}/logs"
+  SPARK_CONF_DIR="${CONF_DIR}/spark"
+  JUPYTER_CONF_DIR="${CONF_DIR}/jupyter"
+  NGINX_CONF_DIR="${CONF_DIR}/nginx"
+  READY_MARKER="${STATE_DIR}/ready"
+  PYTHON_BIN="${HAIL_VENV}/bin/python"
+  if [[ -z "${SPARK_HOME:-}" ]]; then
+    SPARK_HOME="$(first_match "${HAIL_VENV}"/lib/python3*/site-packages/pyspark)"
+  fi
+  HAIL_JAR="${HAIL_JAR:-$(first_match "${HAIL_VENV}"/lib/python3*/site-packages/hail/backend/hail-all-spark.jar)}"
+}
+
+first_match() {
+  [[ -e "$1" ]] || return 0
+  printf '%s\n' "$1"
+}
+
+# One line naming what is missing and how to install it.
+require_tools() {
+  local role="$1"
+  [[ -x "${PYTHON_BIN}" ]] || die "no Python in HAIL_VENV=${HAIL_VENV} (install the Hail prefix first)"
+  [[ -n "${SPARK_HOME}" && -x "${SPARK_HOME}/bin/spark-class" ]] \
+    || die "no Spark in ${HAIL_VENV} (pyspark is not installed there)"
+  [[ -n "${HAIL_JAR}" ]] || die "no hail-all-spark.jar in ${HAIL_VENV} (hail is not installed there)"
+  if [[ -n "${JAVA_HOME:-}" ]]; then
+    [[ -x "${JAVA_HOME}/bin/java" ]] || die "JAVA_HOME=${JAVA_HOME} has no bin/java"
+  else
+    command -v java >/dev/null 2>&1 || die "java not found: install it with 'apt-get install openjdk-17-jre-headless'"
+  fi
+  if [[ ${role} == master ]]; then
+    command -v "${NGINX:-nginx}" >/dev/null 2>&1 || die "nginx not found: install it with 'apt-get install nginx-light'"
+  fi
+}
+
+# --- rendering --------------------------------------------------------------------------------------
+
+# Write stdin to FILE atomically with MODE.
+write_file() {
+  local file="$1" mode="${2:-0644}" tmp
+  mkdir -p "$(dirname "${file}")"
+  tmp="$(mktemp "${file}.XXXXXX")"
+  cat >"${tmp}"
+  chmod "${mode}" "${tmp}"
+  mv -f "${tmp}" "${file}"
+}
+
+# shell-quote a value for an env file that is sourced by sh
+shell_quote() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
+
+# Spark's configuration for every process of the cluster: daemons, pyspark, spark-submit, Jupyter kernels.
+render_spark_defaults() {
+  write_file "${SPARK_CONF_DIR}/spark-defaults.conf" <<CONF
+# Rendered by run-node for ${NODE_NAME}; edit the deployment's YAML instead.
+spark.master                          spark://${SPARK_MASTER_HOST}:${SPARK_MASTER_PORT}
+# Hail: its jar on the driver and executor class paths, Kryo with Hail's registrator, BGzip codecs.
+spark.jars                            ${HAIL_JAR}
+spark.driver.extraClassPath           ${HAIL_JAR}
+spark.executor.extraClassPath         ./hail-all-spark.jar
+spark.serializer                      org.apache.spark.serializer.KryoSerializer
+spark.kryo.registrator                is.hail.kryo.HailKryoRegistrator
+spark.kryoserializer.buffer.max       1g
+spark.driver.maxResultSize            0
+spark.hadoop.io.compression.codecs    org.apache.hadoop.io.compress.DefaultCodec,is.hail.io.compress.BGzipCodec,is.hail.io.compress.BGzipCodecTbi,org.apache.hadoop.io.compress.GzipCodec
+# Sizes from the spark-sizing module.
+spark.executor.cores                  ${SPARK_EXECUTOR_CORES}
+spark.executor.memory                 ${SPARK_EXECUTOR_MEMORY_MB}m
+spark.executor.memoryOverhead         ${SPARK_MEMORY_OVERHEAD_MB}m
+spark.driver.memory                   ${SPARK_DRIVER_MEMORY_MB}m
+# Pinned ports (security groups name them); Spark tries the next ones when taken.
+spark.driver.port                     ${SPARK_DRIVER_PORT}
+spark.blockManager.port               ${SPARK_BLOCKMANAGER_PORT}
+spark.ui.port                         ${SPARK_UI_PORT}
+spark.port.maxRetries                 ${SPARK_UI_PORT_RETRIES}
+spark.ui.killEnabled                  false
+# Each application leaves a copy of Hail's jar in the worker's work dir: clean up after it.
+spark.worker.cleanup.enabled          true
+spark.worker.cleanup.interval         ${SPARK_WORKER_CLEANUP_INTERVAL_S}
+spark.worker.cleanup.appDataTtl       ${SPARK_WORKER_APPDATA_TTL_S}
+CONF
+}
+
+# The login environment of the application user, read by profile.d/hgi-spark.sh.
+render_app_env() {
+  {
+    printf '# Rendered by run-node for %s: the application user'"'"'s Spark/Hail environment.\n' "${NODE_NAME}"
+    local name
+    for name in SPARK_HOME HAIL_HOME HAIL_VENV HAIL_TMP_DIR SPARK_CONF_DIR; do
+      printf '%s=%s\n' "${name}" "$(shell_quote "${!name}")"
+    done
+    printf 'PYSPARK_PYTHON=%s\n' "$(shell_quote "${PYTHON_BIN}")"
+    printf 'PYSPARK_DRIVER_PYTHON=%s\n' "$(shell_quote "${PYTHON_BIN}")"
+    printf 'SPARK_LOCAL_IP=%s\n' "$(shell_quote "${NODE_BIND_ADDRESS}")"
+    printf 'SPARK_MASTER_URL=%s\n' "$(shell_quote "spark://${SPARK_MASTER_HOST}:${SPARK_MASTER_PORT}")"
+    [[ -z "${JAVA_HOME:-}" ]] || printf 'JAVA_HOME=%s\n' "$(shell_quote "${JAVA_HOME}")"
+  } | write_file "${CONF_DIR}/app.env"
+}
+
+# A local cluster's entry to the login environment: source it, as /etc/profile.d/ would on a node.
+render_local_profile() {
+  local profile_script
+  profile_script="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/profile.d/hgi-spark.sh"
+  write_file "${STATE_DIR}/profile.sh" <<PROFILE
+# shellcheck shell=sh
+# The local cluster's login environment: . this file, then run pyspark, spark-submit or python.
+HGI_SPARK_ENV_FILE=$(shell_quote "${CONF_DIR}/app.env")
+export HGI_SPARK_ENV_FILE
+. $(shell_quote "${profile_script}")
+PROFILE
+}
+
+render_jupyter_config() {
+  local ALLOW_ROOT=False
+  [[ ${NODE_MODE} == local ]] && ALLOW_ROOT=True
+  write_file "${JUPYTER_CONF_DIR}/jupyter_server_config.py" <<PY
+# Rendered by run-node for ${NODE_NAME}. JupyterLab listens on localhost only; nginx is in front.
+from pathlib import Path
+
+c = get_config()  # noqa: F821 (injected by Jupyter)
+c.ServerApp.ip = "127.0.0.1"
+c.ServerApp.port = ${JUPYTER_PORT}
+c.ServerApp.port_retries = 0
+c.ServerApp.base_url = "/jupyter/"
+c.ServerApp.open_browser = False
+c.ServerApp.root_dir = "${NOTEBOOK_DIR}"
+# nginx forwards the browser's Host header, which names the public address.
+c.ServerApp.allow_remote_access = True
+c.ServerApp.trust_xheaders = True
+# The local cluster runs as whoever calls it (root in CI); a node runs it as APP_USER.
+c.ServerApp.allow_root = ${ALLOW_ROOT}
+# Password only (hashed, read from a file the wrapper wrote); no token.
+c.IdentityProvider.token = ""
+c.PasswordIdentityProvider.hashed_password = Path("${JUPYTER_PASSWORD_HASH_FILE}").read_text().strip()
+c.PasswordIdentityProvider.password_required = True
+c.PasswordIdentityProvider.allow_password_change = False
+# No calls to the internet from the server.
+c.LabApp.news_url = None
+c.LabApp.check_for_updates_class = "jupyterlab.NeverCheckForUpdate"
+PY
+}
+
+# The server block (and its map) for nginx's http context: /jupyter/ and /spark/.
+render_nginx_server() {
+  local listen_http="${HTTP_LISTEN_ADDRESS}:${HTTP_PORT}" tls_block="" plain_jupyter=1
+  [[ ${HTTP_LISTEN_ADDRESS} == "*" ]] && listen_http="${HTTP_PORT}"
+  if [[ -n "${TLS_CERT_FILE}" ]]; then
+    plain_jupyter=0
+    local listen_https="${HTTP_LISTEN_ADDRESS}:${HTTPS_PORT}"
+    [[ ${HTTP_LISTEN_ADDRESS} == "*" ]] && listen_https="${HTTPS_PORT}"
+    tls_block="    listen ${listen_https} ssl;
+    ssl_certificate ${TLS_CERT_FILE};
+    ssl_certificate_key ${TLS_KEY_FILE};"
+  fi
+  {
+    cat <<'NGINX'
+# Rendered by run-node. JupyterLab at /jupyter/ (websockets proxied), the Spark master UI at /spark/.
+map $http_upgrade $hgi_connection_upgrade {
+    default upgrade;
+    ''      close;
+}
+NGINX
+    if [[ ${plain_jupyter} -eq 0 ]]; then
+      cat <<NGINX
+server {
+    listen ${listen_http};
+    return 301 https://\$host:${HTTPS_PORT}\$request_uri;
+}
+NGINX
+    fi
+    cat <<NGINX
+server {
+NGINX
+    [[ ${plain_jupyter} -eq 1 ]] && printf '    listen %s;\n' "${listen_http}"
+    [[ -n "${tls_block}" ]] && printf '%s\n' "${tls_block}"
+    cat <<NGINX
+    server_name _;
+    client_max_body_size 1g;
+
+    location = / {
+        return 302 /jupyter/;
+    }
+
+    location /jupyter/ {
+        proxy_pass http://127.0.0.1:${JUPYTER_PORT};
+        proxy_http_version 1.1;
+        proxy_set_header Host \$http_host;
+        proxy_set_header X-Real-IP \$remote_addr;
+        proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+        proxy_set_header X-Forwarded-Proto \$scheme;
+        proxy_set_header Upgrade \$http_upgrade;
+        proxy_set_header Connection \$hgi_connection_upgrade;
+        proxy_read_timeout 1d;
+        proxy_buffering off;
+    }
+
+    location = /spark {
+        return 302 /spark/;
+    }
+
+    location /spark/ {
+        proxy_pass http://${SPARK_MASTER_HOST}:${SPARK_MASTER_WEBUI_PORT}/;
+        proxy_http_version 1.1;
+        proxy_set_header Host \$http_host;
+        proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+        proxy_set_header X-Forwarded-Proto \$scheme;
+    }
+}
+NGINX
+  } | write_file "${NGINX_CONF_DIR}/hgi-spark-server.conf"
+}
+
+# A whole nginx configuration for an unprivileged nginx (local mode): every path in STATE_DIR.
+render_nginx_local() {
+  local temp="${STATE_DIR}/nginx"
+  mkdir -p "${temp}"
+  write_file "${NGINX_CONF_DIR}/nginx.conf" <<NGINX
+# Rendered by run-node for ${NODE_NAME}: an unprivileged nginx, in the foreground, files under STATE_DIR.
+daemon off;
+worker_processes 1;
+pid ${temp}/nginx.pid;
+error_log ${LOG_DIR}/nginx-error.log warn;
+
+events {
+    worker_connections 256;
+}
+
+http {
+    access_log ${LOG_DIR}/nginx-access.log;
+    client_body_temp_path ${temp}/client_body;
+    proxy_temp_path ${temp}/proxy;
+    fastcgi_temp_path ${temp}/fastcgi;
+    uwsgi_temp_path ${temp}/uwsgi;
+    scgi_temp_path ${temp}/scgi;
+    include ${NGINX_CONF_DIR}/hgi-spark-server.conf;
+}
+NGINX
+}
+
+# Everything ROLE needs on disk, written before anything starts.
+render_all() {
+  local role="$1"
+  mkdir -p "${CONF_DIR}" "${RUN_DIR}" "${LOG_DIR}" "${HAIL_TMP_DIR}"
+  render_spark_defaults
+  render_app_env
+  if [[ ${role} == master ]]; then
+    mkdir -p "${NOTEBOOK_DIR}"
+    render_jupyter_config
+    render_nginx_server
+    [[ ${NODE_MODE} == local ]] && render_nginx_local
+    [[ ${NODE_MODE} == local ]] && render_local_profile
+  fi
+  return 0
+}
+
+# --- processes ----------------------------------------------------------------------------------------
+
+# Alive and not a zombie (an exited daemon stays a zombie until PID 1 reaps it).
+running() {
+  local state
+  kill -0 "$1" 2>/dev/null || return 1
+  state="$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$1/status" 2>/dev/null)"
+  [[ -n "${state}" && "${state}" != Z ]]
+}
+
+pid_file() { printf '%s/%s.pid\n' "${RUN_DIR}" "$1"; }
+
+# The pid in NAME's pid file if that process is alive and is ours (its command line names STATE_DIR).
+live_pid() {
+  local file pid
+  file="$(pid_file "$1")"
+  [[ -f "${file}" ]] || return 1
+  pid="$(cat "${file}")"
+  [[ "${pid}" =~ ^[0-9]+$ ]] || return 1
+  running "${pid}" || return 1
+  tr '\0' ' ' <"/proc/${pid}/cmdline" 2>/dev/null | grep -qF -- "${STATE_DIR}" || return 1
+  printf '%s\n' "${pid}"
+}
+
+# A pid file whose process is gone (a crash, a reboot) or is someone else's now: remove it.
+clear_stale() {
+  local name="$1" file
+  file="$(pid_file "${name}")"
+  if [[ -f "${file}" ]] && ! live_pid "${name}" >/dev/null; then
+    log "removing stale pid file ${file} (process $(cat "${file}") is not running)"
+    rm -f "${file}"
+  fi
+}
+
+port_in_use() {
+  local host="$1" port="$2"
+  [[ ${host} == "*" || ${host} == 0.0.0.0 ]] && host=127.0.0.1
+  timeout 2 bash -c "exec 3<>/dev/tcp/${host}/${port}" 2>/dev/null
+}
+
+# Refuse to start when a port is taken by something else; NAME says which setting to change.
+require_free_port() {
+  local host="$1" port="$2" setting="$3"
+  if port_in_use "${host}" "${port}"; then
+    die "port ${port} on ${host} (${setting}) is already in use by another process: stop it, or give this deployment other ports (ports: in its deployment.yml)"
+  fi
+}
+
+# Start a detached process (own session, no terminal) with its log and pid file.
+start_detached() {
+  local name="$1"
+  shift
+  local log_file="${LOG_DIR}/${name}.log"
+  log "starting ${name}: $*"
+  nohup setsid "$@" </dev/null >>"${log_file}" 2>&1 &
+  printf '%s\n' "$!" >"$(pid_file "${name}")"
+}
+
+# Stop NAME by its pid file: TERM to its process group, wait, KILL after a grace period.
+stop_process() {
+  local name="$1" grace="${2:-30}" pid waited=0
+  clear_stale "${name}"
+  pid="$(live_pid "${name}")" || { rm -f "$(pid_file "${name}")"; return 0; }
+  log "stopping ${name} (pid ${pid})"
+  kill -TERM -- "-${pid}" 2>/dev/null || kill -TERM "${pid}" 2>/dev/null || true
+  while running "${pid}"; do
+    if ((waited >= grace * 10)); then
+      log "${name} (pid ${pid}) ignored TERM for ${grace}s: killing it"
+      kill -KILL -- "-${pid}" 2>/dev/null || kill -KILL "${pid}" 2>/dev/null || true
+    fi
+    sleep 0.1
+    waited=$((waited + 1))
+  done
+  rm -f "$(pid_file "${name}")"
+}
+
+wait_port_free() {
+  local host="$1" port="$2" waited=0
+  while port_in_use "${host}" "${port}"; do
+    ((waited < 100)) || die "port ${port} on ${host} is still in use 10 s after its process stopped"
+    sleep 0.1
+    waited=$((waited + 1))
+  done
+}
+
+# Wait until COMMAND succeeds; on timeout, show the logs of NAMES and fail.
+wait_until() {
+  local what="$1" timeout="$2" deadline
+  shift 2
+  deadline=$((SECONDS + timeout))
+  local status=0
+  until "$@"; do
+    status=$?
+    # 2: a process died, no point in waiting any longer; 1: not ready yet.
+    ((status != 2)) || return 2
+    ((SECONDS < deadline)) || return 1
+    sleep 0.25
+  done
+  log "${what}: ready after $((timeout - deadline + SECONDS)) s"
+}
+
+# Fail if a process we started has exited (so a readiness wait does not sit out its timeout).
+require_alive() {
+  local name
+  for name in "$@"; do
+    live_pid "${name}" >/dev/null || return 2
+  done
+}
+
+show_logs() {
+  local name
+  for name in "$@"; do
+    [[ -f "${LOG_DIR}/${name}.log" ]] || continue
+    printf -- '--- last lines of %s ---\n' "${LOG_DIR}/${name}.log" >&2
+    tail -n 20 "${LOG_DIR}/${name}.log" >&2
+  done
+}
