@@ -12,9 +12,12 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -379,3 +382,79 @@ def test_ctrl_c_during_apply_is_passed_to_terraform(repo: Repository) -> None:
     edit(repo, "nodes: 1\n")
     workflow.up(T1, repo)  # and the deployment carries on from there
     assert resources(repo) == ["terraform_data.node[0]"]
+
+
+# --- remote state ----------------------------------------------------------------------------------------
+
+MOTO = "moto[s3,server]==5.2.5"
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An S3-compatible object store on 127.0.0.1: moto's server, in a venv of its own.
+
+    moto is an S3 API emulator; it stands in for OpenStack's object store (Swift's S3 API), which
+    cannot run here. terraform's real s3 backend talks HTTP to it. The venv is cached under
+    tests/artifacts/ (git-ignored) so only the first run installs it (about 30 s).
+    """
+    venv = ROOT / "tests" / "artifacts" / "moto-venv"
+    stamp = venv / ".installed"
+    if not stamp.is_file() or stamp.read_text() != MOTO:
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+        subprocess.run(
+            [str(venv / "bin/python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", MOTO],
+            check=True,
+        )
+        stamp.write_text(MOTO)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with log.open("w") as output:
+        server = subprocess.Popen(
+            [str(venv / "bin/moto_server"), "-H", "127.0.0.1", "-p", str(port)], stdout=output, stderr=output
+        )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(urllib.request.Request(f"{endpoint}/tfstate", method="PUT"), timeout=1)
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise AssertionError(f"moto did not start: {log.read_text()}") from None
+                time.sleep(0.2)
+        yield endpoint
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.mark.slow
+def test_remote_s3_state_with_secrets_only_from_the_environment(
+    repo: Repository, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test-access-key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret-never-on-disk")
+    backend = "terraform:\n  backend:\n    type: s3\n    bucket: tfstate\n    key: toy/t1.tfstate\n"
+    edit(repo, f"nodes: 1\n{backend}    endpoint: {s3_endpoint}\n")
+    workflow.up(T1, repo)
+    assert not (folder(repo) / "terraform.tfstate").exists(), "no local state with a remote backend"
+    with urllib.request.urlopen(f"{s3_endpoint}/tfstate") as response:  # the bucket's listing
+        assert b"<Key>toy/t1.tfstate</Key>" in response.read()
+    assert dict(workflow.status(T1, repo).rows)["resources"].startswith("1 "), "read back with state pull"
+    assert workflow.outputs(T1, repo)["greeting"]["value"] == "hello"
+
+    edit(repo, f"nodes: 2\n{backend}    endpoint: {s3_endpoint}\n")
+    workflow.plan(T1, "update", repo)
+    workflow.update(T1, repo)
+    assert len(markers(repo)) == 2
+    workflow.plan(T1, "destroy", repo)
+    workflow.down(T1, repo)
+    assert markers(repo) == {}
+    rows = dict(workflow.status(T1, repo).rows)
+    assert rows["state"] == "s3://tfstate/toy/t1.tfstate" and rows["resources"].startswith("0 ")
+    for path in folder(repo).rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            assert b"test-secret-never-on-disk" not in path.read_bytes(), path
