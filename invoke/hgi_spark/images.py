@@ -58,7 +58,10 @@ def build(image: Image, env: Mapping[str, str], *, force: bool = False, log: Log
     tool = packer.find()  # a missing packer fails before anything talks to the cloud
     connection = cloud.connect(env)
     name = image.ref.glance_name
-    existing = [i for i in glance.owned_images(connection, name) if i.status == "active"]
+    owned = glance.owned_images(connection, name)
+    existing = [i for i in owned if i.status == "active"]
+    for leftover in (i for i in owned if i.status != "active"):
+        log(f"note: {name} {leftover.id} is {leftover.status} (a failed upload?): left as it is, not counted")
     if existing and not force:
         log(
             f"{name} is already in Glance ({existing[0].id}, {existing[0].created_at}): not building (--force rebuilds)"
