@@ -71,7 +71,8 @@ class Run:
     def with_cloud_credentials(self) -> None:
         """Only root modules that talk to OpenStack get (and may prompt for) credentials."""
         if self.profile.needs_cloud:
-            self.terraform.env = {**self.terraform.env, **credentials.openstack_environment()}
+            cloud = credentials.openstack_environment(repo=self.deployment.repo)
+            self.terraform.env = {**self.terraform.env, **cloud}
 
 
 def load(name: str | None, repo: Repository | None = None, *, echo: TextIO | None = None) -> Run:

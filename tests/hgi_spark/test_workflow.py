@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from hgi_spark import workflow
+from hgi_spark import credentials, rootmodules, workflow
 from hgi_spark.errors import ConfigError, RefusedError, ToolError
 from hgi_spark.layout import Repository
 from hgi_spark.terraform import Interrupted
@@ -382,6 +382,29 @@ def test_ctrl_c_during_apply_is_passed_to_terraform(repo: Repository) -> None:
     edit(repo, "nodes: 1\n")
     workflow.up(T1, repo)  # and the deployment carries on from there
     assert resources(repo) == ["terraform_data.node[0]"]
+
+
+def test_cloud_credentials_only_for_modules_that_need_them(repo: Repository, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The toy module's provisioner records the OS_AUTH_URL terraform got."""
+    for key in [k for k in os.environ if k.startswith("OS_") or k == "OPENRC"]:
+        monkeypatch.delenv(key)
+    credentials.forget()
+    seen = folder(repo) / "os-auth-url-seen"
+    workflow.up(T1, repo)  # the generic profile: no openrc.sh exists, and none is asked for
+    assert seen.read_text().strip() == "none"
+
+    (repo.root / "openrc.sh").write_text(
+        "export OS_AUTH_URL=http://127.0.0.1:5000/v3 OS_USERNAME=u OS_PROJECT_NAME=p OS_PASSWORD=pw\n"
+    )
+    monkeypatch.setitem(rootmodules.PROFILES, "toy", rootmodules.Profile("toy", needs_cloud=True))
+    edit(repo, "nodes: 2\n")
+    try:
+        workflow.plan(T1, "update", repo)
+        workflow.update(T1, repo)
+    finally:
+        credentials.forget()
+    assert seen.read_text().strip() == "http://127.0.0.1:5000/v3"
+    assert "OS_PASSWORD" not in (folder(repo) / "terraform.tfvars.json").read_text()
 
 
 # --- remote state ----------------------------------------------------------------------------------------
