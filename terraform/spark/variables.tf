@@ -194,7 +194,7 @@ variable "allowed_cidrs" {
   }
 
   validation {
-    condition     = alltrue([for c in var.allowed_cidrs : tonumber(split("/", c)[1]) > 0])
+    condition     = alltrue([for c in var.allowed_cidrs : try(tonumber(split("/", c)[1]) > 0, true)])
     error_message = "allowed_cidrs must not hold 0.0.0.0/0 or ::/0: name the networks that need the cluster."
   }
 }
@@ -205,12 +205,12 @@ variable "ssh_public_key_file" {
   nullable    = false
 
   validation {
-    condition     = fileexists(pathexpand(var.ssh_public_key_file))
+    condition     = try(fileexists(pathexpand(var.ssh_public_key_file)), false)
     error_message = "ssh_public_key_file must be an existing file, e.g. ~/.ssh/id_ed25519.pub (ssh-keygen -t ed25519 makes one)."
   }
 
   validation {
-    condition     = can(regex("^(ssh-|ecdsa-|sk-)", trimspace(file(pathexpand(var.ssh_public_key_file)))))
+    condition     = try(!fileexists(pathexpand(var.ssh_public_key_file)), true) || can(regex("^(ssh-|ecdsa-|sk-)", trimspace(file(pathexpand(var.ssh_public_key_file)))))
     error_message = "ssh_public_key_file must hold an OpenSSH public key (ssh-ed25519 ..., ssh-rsa ..., ecdsa-...), not a private key."
   }
 }
@@ -250,7 +250,8 @@ variable "tls" {
   })
 
   validation {
-    condition     = var.tls == null || (fileexists(pathexpand(try(var.tls.certificate_file, ""))) && fileexists(pathexpand(try(var.tls.key_file, ""))))
+    # `||` does not short-circuit in terraform: the file checks are guarded by the conditional.
+    condition     = var.tls == null ? true : try(fileexists(pathexpand(var.tls.certificate_file)) && fileexists(pathexpand(var.tls.key_file)), false)
     error_message = "tls.certificate_file and tls.key_file must be existing files (or set tls: null)."
   }
 }

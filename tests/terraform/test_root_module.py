@@ -1,0 +1,331 @@
+"""Checks of terraform/spark that run without the OpenStack provider (it cannot be downloaded here).
+
+- every argument, nested block and attribute main.tf/outputs.tf use appears on the provider's
+  documentation page of that resource (the lists below were copied from the pages named in
+  terraform/spark/README.md, terraform-provider-openstack v3 docs);
+- the security groups never open anything to the world, and Spark/NFS only to the cluster;
+- variables.tf parses the way the wrapper reads it (python-hcl2, hgi_spark.variables), and its
+  validation blocks run for real: variables.tf alone is provider-free, so terraform plans it
+  with the example deployment's rendered values, and with bad values that must be refused;
+- deployments/spark/defaults.yml sets every variable the YAML owns, and node_paths match what
+  the image build installs (hgi_spark.provisioning.IMAGE_LAYOUT).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import hcl2
+import pytest
+import yaml
+from conftest import ROOT, example_tfvars, run_terraform, terraform_env
+
+SPARK = ROOT / "terraform" / "spark"
+META_ARGUMENTS = {"count", "for_each", "depends_on", "lifecycle", "provider", "dynamic", "__is_block__"}
+
+# resource type -> (arguments, nested blocks -> their arguments, attributes readable besides arguments)
+DOCUMENTED: dict[str, tuple[set[str], dict[str, set[str]], set[str]]] = {
+    "openstack_compute_instance_v2": (
+        {"region", "name", "image_id", "image_name", "flavor_id", "flavor_name", "user_data", "security_groups",
+         "availability_zone_hints", "availability_zone", "network", "network_mode", "metadata", "config_drive",
+         "admin_pass", "key_pair", "block_device", "scheduler_hints", "personality", "stop_before_destroy",
+         "force_delete", "power_state", "tags", "vendor_options", "hypervisor_hostname"},
+        {"network": {"uuid", "name", "port", "fixed_ip_v4", "access_network"},
+         "block_device": {"uuid", "source_type", "volume_size", "guest_format", "boot_index", "destination_type",
+                          "delete_on_termination", "volume_type", "device_type", "disk_bus", "multiattach"}},
+        {"id", "access_ip_v4", "access_ip_v6", "all_metadata", "all_tags", "created", "updated"},
+    ),
+    "openstack_networking_port_v2": (
+        {"region", "name", "description", "network_id", "admin_state_up", "mac_address", "tenant_id",
+         "device_owner", "security_group_ids", "no_security_groups", "device_id", "fixed_ip", "no_fixed_ip",
+         "allowed_address_pairs", "extra_dhcp_option", "port_security_enabled", "value_specs", "tags", "binding",
+         "dns_name", "qos_policy_id"},
+        {"fixed_ip": {"subnet_id", "ip_address"}},
+        {"id", "all_fixed_ips", "all_security_group_ids", "all_tags", "dns_assignment"},
+    ),
+    "openstack_networking_secgroup_v2": (
+        {"region", "name", "description", "tenant_id", "delete_default_rules", "stateful", "tags"},
+        {},
+        {"id", "all_tags"},
+    ),
+    "openstack_networking_secgroup_rule_v2": (
+        {"region", "description", "direction", "ethertype", "protocol", "port_range_min", "port_range_max",
+         "remote_ip_prefix", "remote_group_id", "security_group_id", "tenant_id"},
+        {},
+        {"id"},
+    ),
+    "openstack_networking_floatingip_v2": (
+        {"region", "description", "pool", "port_id", "tenant_id", "address", "fixed_ip", "subnet_id", "subnet_ids",
+         "value_specs", "tags", "dns_name", "dns_domain"},
+        {},
+        {"id", "all_tags"},
+    ),
+    "openstack_networking_floatingip_associate_v2": ({"region", "floating_ip", "port_id"}, {}, {"id"}),
+    "openstack_compute_keypair_v2": (
+        {"region", "name", "public_key", "user_id", "value_specs"},
+        {},
+        {"id", "fingerprint", "private_key"},
+    ),
+    "openstack_blockstorage_volume_v3": (
+        {"region", "size", "enable_online_resize", "availability_zone", "consistency_group_id", "description",
+         "metadata", "name", "source_replica", "snapshot_id", "source_vol_id", "image_id", "backup_id",
+         "volume_type", "volume_retype_policy", "scheduler_hints"},
+        {},
+        {"id", "attachment"},
+    ),
+    "openstack_networking_network_v2": (
+        {"region", "name", "description", "shared", "external", "tenant_id", "admin_state_up", "segments",
+         "value_specs", "availability_zone_hints", "tags", "transparent_vlan", "port_security_enabled", "mtu",
+         "dns_domain", "qos_policy_id"},
+        {},
+        {"id", "all_tags"},
+    ),
+    "openstack_networking_subnet_v2": (
+        {"region", "network_id", "cidr", "prefix_length", "ip_version", "ipv6_address_mode", "ipv6_ra_mode", "name",
+         "description", "tenant_id", "allocation_pool", "gateway_ip", "no_gateway", "enable_dhcp",
+         "dns_nameservers", "dns_publish_fixed_ip", "service_types", "subnetpool_id", "value_specs", "tags"},
+        {},
+        {"id", "all_tags"},
+    ),
+    "openstack_networking_router_v2": (
+        {"region", "name", "description", "admin_state_up", "distributed", "external_network_id",
+         "external_qos_policy_id", "enable_snat", "external_fixed_ip", "external_subnet_ids", "tenant_id",
+         "value_specs", "tags", "vendor_options", "availability_zone_hints", "flavor_id"},
+        {},
+        {"id", "all_tags"},
+    ),
+    "openstack_networking_router_interface_v2": (
+        {"region", "router_id", "subnet_id", "port_id", "force_destroy"},
+        {},
+        {"id"},
+    ),
+}  # fmt: skip
+
+DOCUMENTED_DATA: dict[str, tuple[set[str], set[str]]] = {
+    "openstack_images_image_v2": (
+        {"region", "most_recent", "name", "name_regex", "owner", "properties", "size_min", "size_max", "sort",
+         "tag", "tags", "visibility", "hidden", "member_status"},
+        {"id", "checksum", "created_at", "container_format", "disk_format", "file", "metadata", "min_disk_gb",
+         "min_ram_mb", "protected", "schema", "size_bytes", "updated_at"},
+    ),
+    "openstack_compute_flavor_v2": (
+        {"region", "flavor_id", "name", "min_ram", "ram", "min_disk", "disk", "vcpus", "description", "swap",
+         "rx_tx_factor", "is_public"},
+        {"id", "extra_specs"},
+    ),
+    "openstack_networking_network_v2": (
+        {"region", "network_id", "name", "description", "status", "external", "matching_subnet_cidr", "tenant_id",
+         "availability_zone_hints", "transparent_vlan", "tags", "mtu", "dns_domain"},
+        {"id", "admin_state_up", "shared", "all_tags"},
+    ),
+    "openstack_networking_subnet_v2": (
+        {"region", "name", "description", "dhcp_enabled", "network_id", "tenant_id", "ip_version", "gateway_ip",
+         "cidr", "subnet_id", "ipv6_address_mode", "ipv6_ra_mode", "subnetpool_id", "dns_publish_fixed_ip", "tags"},
+        {"id", "allocation_pools", "enable_dhcp", "dns_nameservers", "service_types", "host_routes", "all_tags"},
+    ),
+}  # fmt: skip
+
+# The variables the wrapper sets; every other variable is a YAML key.
+INJECTED = {"deployment_name", "deployment_owner", "image", "jupyter_password_hash"}
+
+
+def _blocks(kind: str) -> list[tuple[str, str, dict[str, Any]]]:
+    found = []
+    for tf_file in sorted(SPARK.glob("*.tf")):
+        with tf_file.open(encoding="utf-8") as handle:
+            parsed = hcl2.load(handle)
+        for entry in parsed.get(kind, []):
+            for rtype, named in entry.items():
+                for name, body in named.items():
+                    found.append((rtype.strip('"'), name.strip('"'), body))
+    return found
+
+
+def _nested(body: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Nested blocks of a resource body, dynamic ones included (their `content`)."""
+    blocks: dict[str, list[dict[str, Any]]] = {}
+    for key, value in body.items():
+        if key == "dynamic":
+            for dynamic in value:
+                for label, spec in dynamic.items():
+                    blocks.setdefault(label.strip('"'), []).extend(spec["content"])
+        elif isinstance(value, list) and value and isinstance(value[0], dict) and value[0].get("__is_block__"):
+            blocks.setdefault(key, []).extend(value)
+    return blocks
+
+
+def test_every_resource_argument_is_documented() -> None:
+    resources = _blocks("resource")
+    assert len(resources) >= 15
+    for rtype, name, body in resources:
+        assert rtype in DOCUMENTED, f"{rtype}.{name}: no documentation page recorded for this resource type"
+        arguments, nested, _ = DOCUMENTED[rtype]
+        used = set(body) - META_ARGUMENTS
+        assert used <= arguments, f"{rtype}.{name}: undocumented arguments {sorted(used - arguments)}"
+        for block, contents in _nested(body).items():
+            assert block in nested, f"{rtype}.{name}: undocumented block {block}"
+            for content in contents:
+                extra = set(content) - {"__is_block__"} - nested[block]
+                assert not extra, f"{rtype}.{name}.{block}: undocumented arguments {sorted(extra)}"
+
+
+def test_every_data_source_argument_is_documented() -> None:
+    for rtype, name, body in _blocks("data"):
+        assert rtype in DOCUMENTED_DATA, f"data {rtype}.{name}: no documentation page recorded"
+        arguments, _ = DOCUMENTED_DATA[rtype]
+        used = set(body) - META_ARGUMENTS
+        assert used <= arguments, f"data {rtype}.{name}: undocumented arguments {sorted(used - arguments)}"
+
+
+def test_every_attribute_read_is_documented() -> None:
+    text = "\n".join(p.read_text(encoding="utf-8") for p in sorted(SPARK.glob("*.tf")))
+    reference = re.compile(r"(data\.)?(openstack_[a-z0-9_]+)\.([a-z0-9_]+)(?:\[[^\]]*\])?\.([a-z0-9_]+)")
+    seen = 0
+    for match in reference.finditer(text):
+        is_data, rtype, _, attribute = match.groups()
+        if is_data:
+            arguments, attributes = DOCUMENTED_DATA[rtype]
+        else:
+            arguments, _nested, attributes = DOCUMENTED[rtype]
+        assert attribute in arguments | attributes, f"{match.group(0)}: {attribute} is not on {rtype}'s page"
+        seen += 1
+    assert seen >= 20
+
+
+def test_nothing_is_open_to_the_world() -> None:
+    rules = {
+        name: body for rtype, name, body in _blocks("resource") if rtype == "openstack_networking_secgroup_rule_v2"
+    }
+    assert set(rules) == {"external", "internal", "internal_icmp"}
+    assert rules["external"]["remote_ip_prefix"] == "${each.value.cidr}"  # only allowed_cidrs
+    for name in ("internal", "internal_icmp"):
+        assert "remote_ip_prefix" not in rules[name]
+        assert rules[name]["remote_group_id"] == "${openstack_networking_secgroup_v2.internal.id}"
+    code = [line.split("#")[0] for line in (SPARK / "main.tf").read_text(encoding="utf-8").splitlines()]
+    assert not [line for line in code if "0.0.0.0/0" in line or "::/0" in line]
+    ports = {rtype + "." + name: body for rtype, name, body in _blocks("resource") if rtype.endswith("port_v2")}
+    assert "external" not in ports["openstack_networking_port_v2.worker"]["security_group_ids"]
+
+
+def test_variables_parse_as_the_wrapper_reads_them() -> None:
+    from hgi_spark import variables
+
+    declared = variables.read_variables(SPARK)
+    for variable in declared.values():
+        assert variable.description, f"variable {variable.name} has no description"
+        variables.python_type(variable.type_expr, where=str(SPARK / "variables.tf"))
+    with (ROOT / "deployments" / "defaults.yml").open(encoding="utf-8") as handle:
+        base = yaml.safe_load(handle)
+    with (ROOT / "deployments" / "spark" / "defaults.yml").open(encoding="utf-8") as handle:
+        spark = yaml.safe_load(handle)
+    yaml_keys = (set(base) | set(spark)) - {"terraform", "image"}
+    assert yaml_keys == set(declared) - INJECTED, (
+        f"YAML without variable: {sorted(yaml_keys - set(declared))}; "
+        f"variable without YAML default: {sorted(set(declared) - INJECTED - yaml_keys)}"
+    )
+    assert not [v.name for v in declared.values() if v.name in yaml_keys and not v.required], (
+        "a value has one home: YAML keys take their defaults from deployments/*.yml, not variables.tf"
+    )
+
+
+def test_node_paths_match_the_image_layout() -> None:
+    from hgi_spark import provisioning
+
+    with (ROOT / "deployments" / "spark" / "defaults.yml").open(encoding="utf-8") as handle:
+        paths = yaml.safe_load(handle)["node_paths"]
+    layout = provisioning.IMAGE_LAYOUT
+    assert paths["hail_home"] == layout["HAIL_HOME"]
+    assert paths["hail_venv"] == layout["HAIL_VENV"]
+    assert paths["hail_tmp_dir"] == layout["HAIL_TMP_DIR"]
+    assert paths["etc_dir"] == layout["HGI_ETC_DIR"]
+
+
+# --- variables.tf's validation blocks, run by terraform ------------------------------------------
+
+
+@pytest.fixture
+def plan_variables(tmp_path: Path):
+    """terraform plan of variables.tf alone (provider-free) with the example's values and overrides."""
+    work = tmp_path / "variables-only"
+    work.mkdir()
+    shutil.copy(SPARK / "variables.tf", work / "variables.tf")
+    key = tmp_path / "id_ed25519.pub"
+    key.write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBt4LJDp4Ts7h3jZ3r7yFZ0vJ1Ot6t0ZqRQx0vO5Qk6n test\n")
+    env = terraform_env(work)
+    run_terraform(["init", "-input=false", "-no-color"], work, env)
+
+    def plan(**overrides: Any) -> subprocess.CompletedProcess[str]:
+        values = example_tfvars()
+        values["ssh_public_key_file"] = str(key)
+        values.update(overrides)
+        (work / "terraform.tfvars.json").write_text(json.dumps(values), encoding="utf-8")
+        return subprocess.run(
+            ["terraform", "plan", "-input=false", "-no-color", "-lock=false", "-refresh=false"],
+            cwd=work, env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+    return plan
+
+
+def test_the_example_passes_every_validation(plan_variables) -> None:
+    result = plan_variables()
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"allowed_cidrs": ["0.0.0.0/0"]}, "must not hold 0.0.0.0/0"),
+        ({"allowed_cidrs": []}, "at least one CIDR"),
+        ({"allowed_cidrs": ["192.0.2.0/33"]}, "at least one CIDR"),
+        ({"workers": 2.5}, "workers must be a whole number"),
+        ({"network": {"create": False, "name": None}}, "network.name must name an existing network"),
+        ({"network": {"create": True, "cidr": "not-a-cidr"}}, "network.cidr must be an IPv4 CIDR"),
+        ({"ssh_public_key_file": "/nonexistent/key.pub"}, "must be an existing file"),
+        ({"tls": {"certificate_file": "/nonexistent.pem", "key_file": "/nonexistent.key"}}, "must be existing files"),
+        ({"app_user": "Root User"}, "app_user must be a Linux user name"),
+        ({"tmp_volume_gb": -1}, "tmp_volume_gb must be a whole number"),
+    ],
+)
+def test_bad_values_are_refused(plan_variables, override: dict[str, Any], message: str) -> None:
+    result = plan_variables(**override)
+    assert result.returncode != 0
+    assert message in " ".join((result.stdout + result.stderr).split()), result.stdout + result.stderr
+
+
+def test_relative_node_path_is_refused(plan_variables) -> None:
+    paths = example_tfvars()["node_paths"] | {"state_dir": "var/lib/hgi-spark"}
+    result = plan_variables(node_paths=paths)
+    assert result.returncode != 0
+    assert "must be an absolute path" in " ".join(result.stderr.split())
+
+
+def test_ports_must_differ(plan_variables) -> None:
+    ports = example_tfvars()["ports"] | {"spark_blockmanager": 40000}
+    result = plan_variables(ports=ports)
+    assert result.returncode != 0
+    assert "Ports must all differ" in " ".join(result.stderr.split())
+
+
+def test_private_key_instead_of_public_is_refused(plan_variables, tmp_path: Path) -> None:
+    private = tmp_path / "id_ed25519"
+    private.write_text(
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
+    )
+    result = plan_variables(ssh_public_key_file=str(private))
+    assert result.returncode != 0
+    assert "not a private key" in " ".join(result.stderr.split())
+
+
+def test_terraform_fmt_is_clean() -> None:
+    folders = [SPARK] + [ROOT / "terraform" / "modules" / m for m in ("naming", "spark-sizing", "cloud-init")]
+    result = subprocess.run(
+        ["terraform", "fmt", "-check", "-recursive", "-diff", *map(str, folders)],
+        capture_output=True, text=True, timeout=60, env=terraform_env(Path(__file__).parent),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
