@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -23,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .errors import CloudError, ConfigError, HgiError, UsageError
+from .errors import CloudError, ConfigError, CredentialsError, HgiError, UsageError
 
 if TYPE_CHECKING:
     from .config import Deployment
@@ -125,7 +126,7 @@ class Request:
     public_key: str | None
     volume_gb: int
     security_groups: int
-    security_group_rules: int
+    security_group_rules: int | None  # None: could not be counted
     source: str = "deployment.yml"
 
     @property
@@ -138,38 +139,84 @@ class Request:
 
 
 def request_from(deployment: Deployment) -> Request:
-    """The deployment's OpenStack settings (keys declared by terraform/spark/variables.tf)."""
+    """What the deployment asks for, from its settings (the keys of terraform/spark/variables.tf)."""
     s = deployment.settings
     source = str(deployment.paths.definition)
-    public_key = _read_public_key(s, deployment.paths.folder, source)
-    allowed = s.get("allowed_cidrs") or []
-    # external group: ssh, http, https from each allowed CIDR; internal group: everything between
-    # the cluster's own nodes (one rule per protocol, IPv4). See terraform/spark/secgroups.tf.
-    rules = 3 * max(1, len(allowed)) + 3 + 2 * DEFAULT_EGRESS_RULES
-    network = s.get("network_name")
+    network = s.get("network") or {}
+    groups, rules = security_group_plan(deployment.paths.root_module, len(s.get("allowed_cidrs") or []))
     return Request(
         deployment=str(deployment.ref),
         master_flavor=str(s.get("master_flavor", "")),
         worker_flavor=str(s.get("worker_flavor", "")),
-        workers=int(s.get("worker_count", 0)),
+        workers=int(s.get("workers", 0)),
         image=str(deployment.image.ref) if deployment.image else None,
         glance_name=deployment.image.ref.glance_name if deployment.image else None,
-        network=network,
-        create_network=not network,
+        network=None if network.get("create") else network.get("name"),
+        create_network=bool(network.get("create")),
         external_network=s.get("external_network") or None,
-        keypair=s.get("keypair_name") or f"{deployment.ref.slug}-key",
-        public_key=public_key,
-        volume_gb=int(s.get("master_volume_gb") or 0),
-        security_groups=2,
+        keypair=f"{resource_prefix(deployment.ref.name, deployment.ref.owner)}-key",
+        public_key=_read_public_key(s.get("ssh_public_key_file"), deployment.paths.folder, source),
+        volume_gb=int(s.get("tmp_volume_gb") or 0),
+        security_groups=groups,
         security_group_rules=rules,
         source=source,
     )
 
 
-def _read_public_key(settings: Mapping[str, Any], folder: Path, source: str) -> str | None:
-    path_text = settings.get("ssh_public_key_file")
+def resource_prefix(name: str, owner: str) -> str:
+    """The prefix of the deployment's cloud names, as terraform/modules/naming/main.tf makes it."""
+    return f"{re.sub(r'[_.]', '-', name)}-{re.sub(r'[_.]', '-', owner)}"
+
+
+def security_group_plan(root_module: Path, allowed_cidrs: int) -> tuple[int, int | None]:
+    """Security groups and rules the root module creates, counted from its main.tf.
+
+    Rules are counted per ``openstack_networking_secgroup_rule_v2`` block: one, or one per entry of
+    the ``local`` map its ``for_each`` names, or (for a map built over ``setproduct(keys(local.X),
+    var.allowed_cidrs)``) X's entries times the allowed CIDRs; plus Neutron's default egress
+    rules of each new group. None when a block is of another shape (the row then says not checked).
+    """
+    import hcl2
+
+    try:
+        with (root_module / "main.tf").open() as handle:
+            parsed = hcl2.load(handle)
+    except (OSError, ValueError):
+        return 0, None
+    local: dict[str, Any] = {}
+    for block in parsed.get("locals", []):
+        local.update(block)
+    groups, rules = 0, 0
+    for block in parsed.get("resource", []):
+        for kind, resources in block.items():
+            kind = kind.strip('"')
+            for body in resources.values():
+                if kind == "openstack_networking_secgroup_v2":
+                    groups += 1
+                elif kind == "openstack_networking_secgroup_rule_v2":
+                    count = _rule_count(body.get("for_each"), local, allowed_cidrs)
+                    if count is None:
+                        return groups, None
+                    rules += count
+    return groups, rules + groups * DEFAULT_EGRESS_RULES
+
+
+def _rule_count(for_each: Any, local: Mapping[str, Any], allowed_cidrs: int) -> int | None:
+    if for_each is None:
+        return 1
+    match = re.fullmatch(r"\$\{local\.(\w+)\}", str(for_each))
+    value = local.get(match[1]) if match else None
+    if isinstance(value, dict):
+        return len(value)
+    product = re.search(r"setproduct\(keys\(local\.(\w+)\),\s*var\.allowed_cidrs\)", str(value or ""))
+    if product and isinstance(local.get(product[1]), dict):
+        return len(local[product[1]]) * allowed_cidrs
+    return None
+
+
+def _read_public_key(path_text: Any, folder: Path, source: str) -> str | None:
     if not path_text:
-        return settings.get("ssh_public_key") or None
+        return None
     path = Path(str(path_text)).expanduser()
     if not path.is_absolute():
         path = folder / path
@@ -284,7 +331,7 @@ class Probe:
         r = self.request
         rows = []
         if r.create_network:
-            rows.append(Check("network", OK, "created by the plan (no network_name set)"))
+            rows.append(Check("network", OK, "created by the plan (network.create: true)"))
         else:
             network = _find(self.conn.network.find_network, r.network)
             if network is None:
@@ -293,8 +340,8 @@ class Probe:
                         "network",
                         FAIL,
                         f"no network '{r.network}' visible to this project",
-                        fix=f"set network_name in {r.source} to an existing network, "
-                        "or remove it to have the plan create one",
+                        fix=f"set network.name in {r.source} to an existing network, "
+                        "or network.create: true (with network.cidr) to have the plan create one",
                     )
                 )
             else:
@@ -332,8 +379,8 @@ class Probe:
                 "key pair",
                 FAIL,
                 f"{r.keypair} already holds another public key ({existing.fingerprint})",
-                fix=f"set keypair_name in {r.source} to a free name, or delete the old one "
-                f"(openstack keypair delete {r.keypair}) if it is yours",
+                fix=f"point ssh_public_key_file in {r.source} at the key it holds, or, if the old key pair "
+                f"is yours and unused, delete it: openstack keypair delete {r.keypair}",
             )
         ]
 
@@ -385,27 +432,24 @@ class Probe:
         return rows
 
     def network_quota_checks(self) -> list[Check]:
+        """Neutron's quota against what the plan adds, less what this deployment already has (by its tags)."""
         r = self.request
         quota = self.conn.network.get_quota(self.project_id, details=True)
-        existing_groups = list(self._own_security_groups())
-        existing_rules = sum(len(g.security_group_rules or []) for g in existing_groups)
-        new_servers = max(0, r.servers - len(self.existing_servers()))
-        created = 0 if (not r.create_network or self._own_network_exists()) else 1
-        wanted: list[tuple[str, str, int, str]] = [
-            ("floating IPs", "floating_ips", r.floating_ips if not self.existing_servers() else 0, "the master's"),
-            (
-                "security groups",
-                "security_groups",
-                r.security_groups - len(existing_groups),
-                "external and internal",
-            ),
+        groups = list(self._tagged(self.conn.network.security_groups))
+        rules = sum(len(g.security_group_rules or []) for g in groups)
+        created = 1 if r.create_network and not any(True for _ in self._tagged(self.conn.network.networks)) else 0
+        fips = sum(1 for _ in self._tagged(self.conn.network.ips))
+        ports = sum(1 for _ in self._tagged(self.conn.network.ports))
+        wanted: list[tuple[str, str, int | None, str]] = [
+            ("floating IPs", "floating_ips", r.floating_ips - fips, "the master's"),
+            ("security groups", "security_groups", r.security_groups - len(groups), "external and internal"),
             (
                 "security group rules",
                 "security_group_rules",
-                r.security_group_rules - existing_rules,
-                "including Neutron's default egress rules",
+                None if r.security_group_rules is None else r.security_group_rules - rules,
+                "with Neutron's default egress rules",
             ),
-            ("ports", "ports", new_servers + created, "one per new server (+ the router's)"),
+            ("ports", "ports", r.servers - ports + created, "one per server (+ the router's)"),
         ]
         if r.create_network:
             wanted += [
@@ -415,25 +459,18 @@ class Probe:
             ]
         rows = []
         for label, attribute, needed, note in wanted:
+            if needed is None:
+                rows.append(Check(label, NOT_CHECKED, "could not count the rules of the root module's main.tf"))
+                continue
             detail = getattr(quota, attribute) or {}
-            reserved = int(detail.get("reserved") or 0)
-            rows.append(
-                _quota_row(
-                    label, needed, detail.get("limit", -1), int(detail.get("used", 0)) + reserved, note, "network"
-                )
-            )
+            used = int(detail.get("used") or 0) + int(detail.get("reserved") or 0)
+            rows.append(_quota_row(label, needed, detail.get("limit", -1), used, note, "network"))
         return rows
 
-    def _own_security_groups(self) -> Iterable[Any]:
+    def _tagged(self, listing: Callable[..., Iterable[Any]]) -> Iterable[Any]:
+        """This deployment's Neutron resources: the root module tags them with its name and owner."""
         name, owner = self.request.deployment.split("/", 1)
-        return self.conn.network.security_groups(
-            project_id=self.project_id, tags=[f"hgi-spark-name={name}", f"hgi-spark-owner={owner}"]
-        )
-
-    def _own_network_exists(self) -> bool:
-        name, owner = self.request.deployment.split("/", 1)
-        tags = [f"hgi-spark-name={name}", f"hgi-spark-owner={owner}"]
-        return any(True for _ in self.conn.network.networks(project_id=self.project_id, tags=tags))
+        return listing(project_id=self.project_id, tags=[f"hgi-spark-name={name}", f"hgi-spark-owner={owner}"])
 
     def volume_quota_checks(self) -> list[Check]:
         r = self.request
@@ -582,10 +619,14 @@ def check(name: str | None, repo: Repository | None = None) -> Report:
     return check_deployment(deployment)
 
 
-def require_ok(report: Report) -> None:
-    """Stop with one line naming the failed checks (exit code of CloudError)."""
-    if not report.ok:
-        raise CloudError(f"pre-flight of {report.deployment} failed: {report.summary()}", fix="see the rows above")
+def require_ok(report: Report, fix: str = "mend the rows marked FAIL above") -> None:
+    """Stop with one line naming the failed checks: CredentialsError when no connection, else CloudError."""
+    if report.ok:
+        return
+    first = report.checks[0]
+    if first.name == "credentials" and first.result == FAIL:
+        raise CredentialsError(first.detail, fix=first.fix or None)
+    raise CloudError(f"pre-flight of {report.deployment} failed: {report.summary()}", fix=fix)
 
 
 @contextmanager
@@ -618,12 +659,11 @@ def before_plan(deployment: Deployment, *, echo: TextIO | None = None) -> None:
         return
     report = check_deployment(deployment)
     print(report.table(), file=echo, flush=True)
-    if not report.ok:
-        raise CloudError(
-            f"pre-flight failed: {report.summary()}",
-            fix=f"mend the rows marked FAIL above, or skip with --skip-preflight "
-            f"(bash invoke.sh deployment {deployment.ref} preflight shows them again)",
-        )
+    require_ok(
+        report,
+        fix=f"mend the rows marked FAIL above, or skip with --skip-preflight "
+        f"(bash invoke.sh deployment {deployment.ref} preflight shows them again)",
+    )
 
 
 def status_rows(deployment: Deployment) -> list[tuple[str, str]]:

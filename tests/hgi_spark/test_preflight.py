@@ -177,10 +177,25 @@ def test_network_created_by_the_plan_counts_against_the_quota(openstack_compute_
     upload_image(openstack_compute_cloud, "alice", request.glance_name)
     report = preflight.run(request, openstack_compute_cloud.env("alice"))
     found = rows(report)
-    assert found["network"].detail == "created by the plan (no network_name set)"
+    assert found["network"].detail == "created by the plan (network.create: true)"
     assert (found["networks"].needed, found["routers"].needed) == ("1", "1")
     assert found["ports"].needed == "5"
     assert report.ok, report.table()
+
+
+def test_an_update_needs_only_what_the_deployment_lacks(openstack_compute_cloud, request_for):
+    """Resources tagged with the deployment's name and owner (as the root module tags them) are not new."""
+    request = request_for(security_group_rules=12)
+    upload_image(openstack_compute_cloud, "alice", request.glance_name)
+    name, owner = request.deployment.split("/")
+    alice = openstack_compute_cloud.connect("alice")
+    for role in ("external", "internal"):
+        group = alice.network.create_security_group(name=f"{name}-{owner}-{role}")
+        alice.network.set_tags(group, [f"hgi-spark-name={name}", f"hgi-spark-owner={owner}"])
+    found = rows(preflight.run(request, openstack_compute_cloud.env("alice")))
+    assert found["security groups"].needed == "0"
+    # Each existing group already holds Neutron's two default egress rules.
+    assert found["security group rules"].needed == str(12 - 2 * 2)
 
 
 def test_key_pair_taken_by_another_key(openstack_compute_cloud, request_for, tmp_path):
