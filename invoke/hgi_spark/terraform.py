@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from .errors import HgiError, ToolError
+from .errors import HgiError, RefusedError, ToolError
 
 BINARY_ENV = "TERRAFORM"
 OVERRIDE_FILE = "zz_hgi_backend_override.tf"
@@ -229,9 +229,25 @@ class Terraform:
 
     # --- commands -----------------------------------------------------------------------------
 
+    def configured_backend(self) -> str | None:
+        """The backend type the data dir was initialised with (None before the first init)."""
+        try:
+            saved = json.loads((self.data_dir / "terraform.tfstate").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return (saved.get("backend") or {}).get("type")
+
     def init(self) -> None:
+        """init; a change of backend type is refused (terraform would want a state migration)."""
+        before = self.configured_backend()
+        if before is not None and before != self.backend.type:
+            migrate = self.show_command(self.argv("init", "-migrate-state", *self.backend.init_args()))[2:]
+            raise RefusedError(
+                f"the state backend changed from {before} to {self.backend.type}: its state must move first",
+                fix=f"review, then move it with: {migrate}",
+            )
         lockfile = ["-lockfile=readonly"] if (self.root_module / LOCK_FILE).is_file() else []
-        self.stream("init", "-input=false", "-reconfigure", *lockfile, *self.backend.init_args())
+        self.stream("init", "-input=false", *lockfile, *self.backend.init_args())
 
     def validate(self) -> None:
         self.stream("validate")

@@ -326,6 +326,16 @@ def test_a_bad_yaml_leaves_no_new_file_behind(repo: Repository) -> None:
     assert sorted(repo.root.rglob("*")) == files, "not even a lock file"
 
 
+def test_a_change_of_backend_is_refused_until_the_state_is_moved(repo: Repository) -> None:
+    workflow.up(T1, repo)
+    s3 = "terraform:\n  backend:\n    type: s3\n    bucket: b\n    key: k\n    endpoint: http://127.0.0.1:9\n"
+    edit(repo, "nodes: 1\n" + s3)
+    with pytest.raises(RefusedError, match="backend changed from local to s3") as caught:
+        workflow.plan(T1, "update", repo)
+    assert "init -migrate-state -backend-config=bucket=b" in caught.value.message
+    assert resources(repo) == ["terraform_data.node[0]"], "the local state is untouched"
+
+
 def test_validate_renders_and_runs_terraform_validate(repo: Repository) -> None:
     rendered = workflow.validate(T1, repo)
     values = json.loads(rendered.read_text())
