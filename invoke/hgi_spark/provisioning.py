@@ -68,9 +68,7 @@ def app_user(repo: Repository) -> str:
     data: dict[str, Any] = yamlio.load(defaults).data if defaults.is_file() else {}
     user = data.get("app_user")
     if not isinstance(user, str) or not user:
-        raise ConfigError(
-            "no application user", file=defaults, key="app_user", fix="set app_user: hgi (the default)"
-        )
+        raise ConfigError("no application user", file=defaults, key="app_user", fix="set app_user: hgi (the default)")
     return user
 
 

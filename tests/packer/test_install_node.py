@@ -1,0 +1,190 @@
+"""packer/scripts/install-node run for real in a debootstrap'd Debian 12 root, checked as a node uses it.
+
+Nothing here is faked: debootstrap builds the root (cached tarball, see packer_rootfs.py), apt and
+pip install from the real mirrors and PyPI, and the checks run Java, nginx and Hail inside it.
+What the chroot cannot prove: services serving (no systemd, no kernel nfsd in it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import packer_rootfs as rootfs
+import pytest
+
+from hgi_spark import config
+from hgi_spark.layout import Repository
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(os.geteuid() != 0, reason="debootstrap, unshare and chroot need root"),
+]
+
+REPO = Repository.default()  # HGI_REPOSITORY may point elsewhere
+IMAGE = "hail-base/1.0.0"
+
+
+def last_line(text: str) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[rootfs.NodeRoot, rootfs.Result]]:
+    """A fresh root with install-node run once (the wheel cache bound in); deleted afterwards."""
+    for tool in ("debootstrap", "unshare", "chroot", "tar"):
+        assert shutil.which(tool), f"{tool} missing: run the tests with bash tests/run (it installs it)"
+    root = rootfs.NodeRoot.unpack(rootfs.base_tarball(), tmp_path_factory.mktemp("rootfs"))
+    try:
+        command = root.stage(REPO, IMAGE, pip_cache=True)
+        result = root.run(command, pip_cache=rootfs.CACHE_DIR / "pip")
+        print(f"install-node first run: {result.seconds:.1f} s, steps {rootfs.step_times(result.stderr)}")
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+        yield root, result
+    finally:
+        root.remove()
+
+
+def inside(root: rootfs.NodeRoot, command: str, **kwargs) -> rootfs.Result:
+    result = root.run(command, **kwargs)
+    assert result.returncode == 0, f"{command}: {result.stdout[-3000:]}{result.stderr[-3000:]}"
+    return result
+
+
+def test_every_step_ran_and_reported(installed) -> None:
+    _, result = installed
+    steps = rootfs.step_times(result.stderr)
+    assert list(steps) == [
+        "packages", "user", "venv", "image-env", "node", "profile", "services", "manifest", "cleanup",
+    ]  # fmt: skip
+    assert steps["packages"][1] == "changed"
+    assert steps["venv"][1] == "changed"
+    assert "done in" in last_line(result.stderr)
+
+
+def test_java_runs_at_the_image_version(installed) -> None:
+    root, _ = installed
+    java = config.load_image(IMAGE, REPO).software.java
+    result = inside(root, "java -version")
+    assert f'version "{java}.' in result.stderr
+
+
+def test_venv_imports_hail_and_pyspark_at_the_pinned_versions(installed) -> None:
+    root, _ = installed
+    software = config.load_image(IMAGE, REPO).software
+    result = inside(
+        root,
+        "/opt/hail/venv/bin/python -c 'import hail, pyspark, jupyterlab; "
+        "print(hail.__version__, pyspark.__version__, jupyterlab.__version__)'",
+    )
+    assert result.stdout.split() == [software.hail, software.pyspark, software.jupyterlab]
+
+
+def test_nginx_accepts_the_installed_configuration(installed) -> None:
+    root, _ = installed
+    result = inside(root, "nginx -t")
+    assert "test is successful" in result.stderr
+
+
+def test_nfs_tools_app_user_and_prefix_exist(installed) -> None:
+    root, _ = installed
+    result = inside(
+        root,
+        "command -v exportfs rpc.nfsd mount.nfs showmount && id -un hgi && stat -c '%U %a' /opt/hail/tmp"
+        " && ls /opt/hgi-spark/node/run-node",
+    )
+    lines = result.stdout.split("\n")
+    assert len([line for line in lines if line.startswith("/")]) >= 5
+    assert "hgi" in lines
+    assert "hgi 1777" in lines
+
+
+def test_services_are_installed_but_disabled(installed) -> None:
+    root, _ = installed
+    for unit in ("nginx.service", "nfs-server.service"):
+        assert (root.path / "lib/systemd/system" / unit).exists(), unit
+        assert not list((root.path / "etc/systemd/system").glob(f"*.wants/{unit}")), f"{unit} still enabled"
+
+
+def test_apt_and_pip_caches_are_cleaned(installed) -> None:
+    root, _ = installed
+    assert not list((root.path / "var/cache/apt").rglob("*.deb"))
+    assert not list((root.path / "var/cache/apt").glob("*.bin"))
+    assert not list((root.path / "var/lib/apt/lists").glob("*_Packages*"))
+    assert not (root.path / "root/.cache/pip").exists()
+
+
+def test_login_shell_has_the_spark_and_hail_environment(installed) -> None:
+    root, _ = installed
+    result = inside(
+        root, "runuser -l hgi -c 'echo SPARK_HOME=$SPARK_HOME HAIL_HOME=$HAIL_HOME PYSPARK_PYTHON=$PYSPARK_PYTHON'"
+    )
+    values = dict(item.split("=", 1) for item in result.stdout.split())
+    assert values["HAIL_HOME"] == "/opt/hail", result.stdout
+    assert values["SPARK_HOME"].endswith("/site-packages/pyspark"), result.stdout
+    assert values["PYSPARK_PYTHON"] == "/opt/hail/venv/bin/python", result.stdout
+
+
+def test_manifest_matches_the_image_definition(installed) -> None:
+    root, _ = installed
+    image = config.load_image(IMAGE, REPO)
+    manifest = json.loads((root.path / "etc/hgi-spark/image.json").read_text())
+    software = image.software.model_dump()
+    assert manifest["software"] == software
+    assert manifest["image"]["glance_name"] == image.ref.glance_name
+    installed_versions = manifest["installed"]
+    for name in ("hail", "pyspark", "jupyterlab"):
+        assert installed_versions[name] == software[name]
+    assert installed_versions["java"].split(".")[0] == software["java"]
+    assert installed_versions["python"].startswith(software["python"] + ".")
+    assert f"openjdk-{software['java']}-jre-headless" in installed_versions["packages"]
+    spark_home = Path(manifest["paths"]["SPARK_HOME"])
+    assert (root.path / spark_home.relative_to("/") / "bin/spark-class").is_file()
+
+
+def test_a_local_mode_hail_job_answers(installed) -> None:
+    root, _ = installed
+    job = (
+        "import hail as hl; "
+        "hl.init(master='local[2]', tmp_dir='/opt/hail/tmp', quiet=True); "
+        "mt = hl.balding_nichols_model(3, 20, 50); "
+        "print('ANSWER', mt.count()); hl.stop()"
+    )
+    result = inside(root, f'cd /tmp && runuser -u hgi -- /opt/hail/venv/bin/python -c "{job}"', timeout=600)
+    assert "ANSWER (50, 20)" in result.stdout, result.stderr[-3000:]
+
+
+def test_a_second_run_changes_nothing(installed) -> None:
+    root, _ = installed
+    before = root.snapshot()
+    command = root.stage(REPO, IMAGE, pip_cache=True)
+    result = inside(root, command, pip_cache=rootfs.CACHE_DIR / "pip")
+    steps = rootfs.step_times(result.stderr)
+    assert {name: outcome for name, (_, outcome) in steps.items()} == dict.fromkeys(steps, "no change")
+    assert last_line(result.stderr).endswith("no change")
+    assert rootfs.diff_snapshots(before, root.snapshot()) == []
+    print(f"install-node second run: {result.seconds:.1f} s")
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ({"HAIL_VERSION": "0.2.999"}, "hail 0.2.999 asked for (software.hail in image.yml) but constraints.txt pins"),
+        ({"JAVA_VERSION": "11"}, "Java 11 is not offered by debian-12 (offered: 17; software.java in image.yml)"),
+        ({"PYSPARK_VERSION": "3.5.x"}, "PYSPARK_VERSION='3.5.x' is not a version like 3.5.9 (software.pyspark"),
+    ],
+)
+def test_a_bad_version_fails_with_one_clear_line_and_changes_nothing(installed, override, expected) -> None:
+    root, _ = installed
+    before = root.snapshot()
+    command = root.stage(REPO, IMAGE, env_overrides=override)
+    result = root.run(command)
+    assert result.returncode != 0
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert result.stderr.startswith("install-node: error: ")
+    assert expected in result.stderr
+    assert rootfs.diff_snapshots(before, root.snapshot()) == []
