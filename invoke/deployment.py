@@ -4,7 +4,7 @@ Each task reads its options, calls one library function and prints the result. P
 terraform commands go to stderr; results (summaries, outputs) to stdout.
 """
 
-from invoke import Collection, task
+from invoke import Collection, Exit, task
 
 from taskhelpers import handled
 
@@ -142,4 +142,29 @@ def validate(c, name=None):
     print(f"valid; rendered {rendered.name}")
 
 
-namespace = Collection(clean, down, init, outputs, plan, preflight, status, up, update, validate)
+@task(help={"name": NAME_HELP})
+@handled
+def password(c, name=None):
+    """Print the deployment's Jupyter password (generated once, kept 0600 in its secrets/)."""
+    from hgi_spark import config, secrets
+
+    print(secrets.jupyter_password(config.load_deployment(name).paths))
+
+
+@task(
+    positional=["script"],
+    help={"name": NAME_HELP, "script": "the Python script to run; its arguments follow a '--'"},
+)
+@handled
+def submit(c, script, name=None):
+    """Run a Python script on the cluster (spark-submit with Hail's settings): submit job.py -- ARGS."""
+    import shlex
+
+    from hgi_spark import rootmodules
+
+    code = rootmodules.submit(name, script, shlex.split(c.remainder or ""))
+    if code:
+        raise Exit(f"error: {script} exited with {code}", code=code)
+
+
+namespace = Collection(clean, down, init, outputs, password, plan, preflight, status, submit, up, update, validate)

@@ -52,3 +52,15 @@ PROFILES: dict[str, Profile] = {
 def profile(name: str) -> Profile:
     """The profile of the root module ``terraform/<name>/`` (generic when not listed)."""
     return PROFILES.get(name) or Profile(name)
+
+
+def submit(name: str | None, script: str, args: list[str]) -> int:
+    """Run a Python script on the deployment's cluster through its module's ``submit`` hook."""
+    from . import config
+    from .errors import UsageError
+
+    deployment = config.load_deployment(name)
+    hook = profile(deployment.ref.name).submit
+    if hook is None:
+        raise UsageError(f"deployments of terraform/{deployment.ref.name}/ have no submit yet")
+    return int(hook(deployment, script, args))

@@ -90,7 +90,7 @@ module "worker_node" {
 
 resource "terraform_data" "master" {
   # A changed environment (ports, sizes, prefix) restarts the node; input carries what destroy needs.
-  triggers_replace = { env = module.master_node.env, generation = lookup(var.generations, "master", 0) }
+  triggers_replace = { env = module.master_node.env, generation = lookup(var.generations, "master", 0), scripts = module.master_node.scripts_sha256 }
   input = {
     run_node   = "${module.master_node.scripts_dir}/run-node"
     env        = module.master_node.env
@@ -112,7 +112,7 @@ resource "terraform_data" "master" {
 resource "terraform_data" "worker" {
   for_each = local.workers
 
-  triggers_replace = { env = module.worker_node[each.key].env, generation = lookup(var.generations, each.key, 0) }
+  triggers_replace = { env = module.worker_node[each.key].env, generation = lookup(var.generations, each.key, 0), scripts = module.worker_node[each.key].scripts_sha256 }
   input = {
     run_node   = "${module.worker_node[each.key].scripts_dir}/run-node"
     env        = module.worker_node[each.key].env

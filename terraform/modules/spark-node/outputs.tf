@@ -12,3 +12,8 @@ output "scripts_dir" {
   description = "The folder of the node scripts in this checkout (run-node, node-lib.sh, node-probe, profile.d/); packer copies it to /opt/hgi-spark/node/."
   value       = abspath("${path.module}/scripts")
 }
+
+output "scripts_sha256" {
+  description = "Digest of every node script: a root module puts it in a node's triggers so that a changed script restarts the node (the local cluster tests each change for real)."
+  value       = sha256(join("", [for f in sort(fileset("${path.module}/scripts", "**")) : filesha256("${path.module}/scripts/${f}")]))
+}

@@ -121,9 +121,10 @@ render_spark_defaults() {
 # Rendered by run-node for ${NODE_NAME}; edit the deployment's YAML instead.
 spark.master                          spark://${SPARK_MASTER_HOST}:${SPARK_MASTER_PORT}
 # Hail: its jar on the driver and executor class paths, Kryo with Hail's registrator, BGzip codecs.
-spark.jars                            ${HAIL_JAR}
+# Every node has the jar at the same path (the image, or the local prefix), so executors load it
+# from there: no spark.jars, no 141 MB copy into each application's work dir (about 10 s saved).
 spark.driver.extraClassPath           ${HAIL_JAR}
-spark.executor.extraClassPath         ./hail-all-spark.jar
+spark.executor.extraClassPath         ${HAIL_JAR}
 spark.serializer                      org.apache.spark.serializer.KryoSerializer
 spark.kryo.registrator                is.hail.kryo.HailKryoRegistrator
 spark.kryoserializer.buffer.max       1g
@@ -140,6 +141,9 @@ spark.blockManager.port               ${SPARK_BLOCKMANAGER_PORT}
 spark.ui.port                         ${SPARK_UI_PORT}
 spark.port.maxRetries                 ${SPARK_UI_PORT_RETRIES}
 spark.ui.killEnabled                  false
+# The master proxies worker and application UIs, and nginx serves the master's UI at /spark/.
+spark.ui.reverseProxy                 true
+spark.ui.reverseProxyUrl              /spark
 # Each application leaves a copy of Hail's jar in the worker's work dir: clean up after it.
 spark.worker.cleanup.enabled          true
 spark.worker.cleanup.interval         ${SPARK_WORKER_CLEANUP_INTERVAL_S}
