@@ -123,7 +123,9 @@ def _module_dirs(run: Run) -> list[Path]:
         entries = []
     workdir = run.paths.data_dir / "workdir" / "terraform" / run.deployment.ref.name
     for entry in entries:
-        directory = Path(entry.get("Dir", ""))
+        if entry.get("Dir") in (None, "", "."):
+            continue  # the root module itself (terraform sees its mirror)
+        directory = Path(entry["Dir"])
         resolved = (directory if directory.is_absolute() else workdir / directory).resolve()
         if resolved.is_dir() and resolved not in dirs:
             dirs.append(resolved)

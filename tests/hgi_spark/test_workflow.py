@@ -244,6 +244,23 @@ def test_stale_when_the_state_changed_since_planning(repo: Repository) -> None:
     assert len(markers(repo)) == 2 and (folder(repo) / "destroy.tfplan").is_file()
 
 
+def test_stale_after_a_terraform_upgrade(repo: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another binary (here the real terraform behind a script that reports another version)."""
+    workflow.up(T1, repo)
+    workflow.plan(T1, "destroy", repo)
+    upgraded = tmp_path / "terraform-upgraded"
+    upgraded.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = version ]; then echo \'{"terraform_version": "9.9.9"}\'; exit 0; fi\n'
+        f'exec {shutil.which("terraform")} "$@"\n'
+    )
+    upgraded.chmod(0o755)
+    monkeypatch.setenv("TERRAFORM", str(upgraded))
+    with pytest.raises(RefusedError, match=r"terraform version 1\.\d+\.\d+ -> 9\.9\.9"):
+        workflow.down(T1, repo)
+    assert markers(repo) == {"toy-t1-0": "hello"}
+
+
 def test_a_plan_is_never_reused(repo: Repository) -> None:
     workflow.up(T1, repo)
     workflow.plan(T1, "destroy", repo)
