@@ -105,8 +105,7 @@ def test_write_tfvars_is_private_and_exact(repo: Repository) -> None:
         ),
         (
             "workers: three\n",
-            "deployments/toy/t1/deployment.yml:1:1: workers: expected a number, got \"three\" "
-            "(change the value's type)",
+            'deployments/toy/t1/deployment.yml:1:1: workers: expected a number, got "three" (change the value\'s type)',
         ),
         (
             "network:\n  name: n\n  creat: true\n",
