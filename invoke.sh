@@ -8,7 +8,7 @@ readonly ROOT
 readonly VENV="${ROOT}/py3"
 readonly REQUIREMENTS="${ROOT}/requirements.txt"
 readonly STAMP="${VENV}/.requirements.sha256"
-readonly KINDS="image deployment"
+readonly KINDS=(image deployment)
 
 usage() {
   cat <<USAGE
@@ -87,18 +87,18 @@ main() {
   while [[ $# -gt 0 ]]; do
     case "$1" in
       -h | --help) usage; exit 0 ;;
-      --list) printf '%s\n' ${KINDS}; exit 0 ;;
+      --list) printf '%s\n' "${KINDS[@]}"; exit 0 ;;
       --setup) venv_is_current || bootstrap_venv; exit 0 ;;
       --debug) debug=1; shift ;;
       *) break ;;
     esac
   done
-  [[ $# -gt 0 ]] || die_usage "missing KIND (one of: ${KINDS})"
+  [[ $# -gt 0 ]] || die_usage "missing KIND (one of: ${KINDS[*]})"
   local kind="$1"
   shift
-  case " ${KINDS} " in
+  case " ${KINDS[*]} " in
     *" ${kind} "*) ;;
-    *) die_usage "unknown KIND '${kind}' (one of: ${KINDS})" ;;
+    *) die_usage "unknown KIND '${kind}' (one of: ${KINDS[*]})" ;;
   esac
   if [[ $# -gt 0 && "$1" != -* ]]; then
     [[ "$1" == */* ]] || die_usage "malformed ${kind} name '$1': expected $([[ ${kind} == image ]] && echo NAME/VERSION || echo NAME/OWNER)"
