@@ -167,3 +167,17 @@ def project_name(connection: openstack.connection.Connection, env: Mapping[str, 
         return str(access.project_name or env.get("OS_PROJECT_NAME") or access.project_id)
     except (ksa.ClientException, AttributeError):
         return env.get("OS_PROJECT_NAME") or project_id(connection)
+
+
+def console_log(connection: openstack.connection.Connection, server_name: str) -> str:
+    """A server's console log (Nova's os-getConsoleOutput): cloud-init prints the host keys there."""
+    try:
+        server = connection.compute.find_server(server_name, ignore_missing=True)
+        if server is None:
+            raise NotFoundError(
+                f"server {server_name} not found in this project", fix="`deployment ... status` shows what exists"
+            )
+        output = connection.compute.get_server_console_output(server)
+    except (openstack.exceptions.SDKException, ksa.ClientException) as error:
+        raise CloudError(f"reading the console log of {server_name}: {_first_line(error)}") from None
+    return str(output.get("output") or "")
