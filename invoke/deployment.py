@@ -167,4 +167,15 @@ def submit(c, script, name=None):
         raise Exit(f"error: {script} exited with {code}", code=code)
 
 
-namespace = Collection(clean, down, init, outputs, password, plan, preflight, status, submit, up, update, validate)
+@task(help={"name": NAME_HELP})
+@handled
+def ssh_config(c, name=None):
+    """Print a ~/.ssh/config entry for the master, its host key pinned from the console log."""
+    from hgi_spark import sshconfig
+
+    print(sshconfig.ssh_config(name), end="")
+
+
+namespace = Collection(
+    clean, down, init, outputs, password, plan, preflight, ssh_config, status, submit, up, update, validate
+)
