@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .errors import CloudError, ConfigError, CredentialsError, HgiError, UsageError
+from .errors import CloudError, CredentialsError, HgiError, UsageError
 
 if TYPE_CHECKING:
     from .config import Deployment
@@ -128,6 +128,7 @@ class Request:
     security_groups: int
     security_group_rules: int | None  # None: could not be counted
     source: str = "deployment.yml"
+    public_key_problem: str | None = None  # why ssh_public_key_file could not be read
 
     @property
     def servers(self) -> int:
@@ -143,6 +144,7 @@ def request_from(deployment: Deployment) -> Request:
     s = deployment.settings
     source = str(deployment.paths.definition)
     network = s.get("network") or {}
+    public_key, problem = _read_public_key(s.get("ssh_public_key_file"), deployment.paths.folder)
     groups, rules = security_group_plan(deployment.paths.root_module, len(s.get("allowed_cidrs") or []))
     return Request(
         deployment=str(deployment.ref),
@@ -155,7 +157,8 @@ def request_from(deployment: Deployment) -> Request:
         create_network=bool(network.get("create")),
         external_network=s.get("external_network") or None,
         keypair=f"{resource_prefix(deployment.ref.name, deployment.ref.owner)}-key",
-        public_key=_read_public_key(s.get("ssh_public_key_file"), deployment.paths.folder, source),
+        public_key=public_key,
+        public_key_problem=problem,
         volume_gb=int(s.get("tmp_volume_gb") or 0),
         security_groups=groups,
         security_group_rules=rules,
@@ -214,21 +217,17 @@ def _rule_count(for_each: Any, local: Mapping[str, Any], allowed_cidrs: int) -> 
     return None
 
 
-def _read_public_key(path_text: Any, folder: Path, source: str) -> str | None:
+def _read_public_key(path_text: Any, folder: Path) -> tuple[str | None, str | None]:
+    """The key, or why not: a missing key file is a row of the key pair check, not a crash of status."""
     if not path_text:
-        return None
+        return None, "ssh_public_key_file is not set"
     path = Path(str(path_text)).expanduser()
     if not path.is_absolute():
         path = folder / path
     try:
-        return path.read_text().strip()
+        return path.read_text().strip(), None
     except OSError as error:
-        raise ConfigError(
-            f"cannot read the public key {path}: {error.strerror}",
-            file=source,
-            key="ssh_public_key_file",
-            fix="point it at an existing .pub file",
-        ) from None
+        return None, f"cannot read ssh_public_key_file {path}: {error.strerror}"
 
 
 # --- the checks -----------------------------------------------------------------------------------------
@@ -367,6 +366,16 @@ class Probe:
 
     def keypair_check(self) -> list[Check]:
         r = self.request
+        if r.public_key_problem:
+            return [
+                Check(
+                    "key pair",
+                    FAIL,
+                    r.public_key_problem,
+                    fix=f"point ssh_public_key_file in {r.source} at your OpenSSH public key "
+                    "(ssh-keygen -t ed25519 makes one)",
+                )
+            ]
         if not r.keypair:
             return [Check("key pair", NOT_CHECKED, "the deployment names no key pair")]
         existing = _find(self.conn.compute.find_keypair, r.keypair)
