@@ -444,12 +444,14 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """An S3-compatible object store on 127.0.0.1: moto's server, in a venv of its own.
 
     moto is an S3 API emulator; it stands in for OpenStack's object store (Swift's S3 API), which
-    cannot run here. terraform's real s3 backend talks HTTP to it. The venv is cached under
-    tests/artifacts/ (git-ignored) so only the first run installs it (about 30 s).
+    cannot run here. terraform's real s3 backend talks HTTP to it. The venv is cached in
+    $HGI_TEST_CACHE (default ~/.cache/hgi-spark-tests), so only the first run installs it (about 30 s).
     """
-    venv = ROOT / "tests" / "artifacts" / "moto-venv"
+    cache = Path(os.environ.get("HGI_TEST_CACHE") or Path.home() / ".cache" / "hgi-spark-tests")
+    venv = cache / "moto-venv"
     stamp = venv / ".installed"
     if not stamp.is_file() or stamp.read_text() != MOTO:
+        venv.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
         subprocess.run(
             [str(venv / "bin/python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", MOTO],
