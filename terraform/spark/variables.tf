@@ -40,11 +40,6 @@ variable "image" {
     condition     = can(regex("^[0-9]+\\.[0-9]+\\.[0-9]+$", var.image.version)) && var.image.glance_name != ""
     error_message = "image.version must be MAJOR.MINOR.PATCH and image.glance_name the Glance image's name."
   }
-
-  validation {
-    condition     = can(regex("^3\\.[0-9]+$", lookup(var.image.software, "python", "")))
-    error_message = "image.software.python must be set (e.g. 3.11): SPARK_HOME is inside the image's venv."
-  }
 }
 
 variable "jupyter_password_hash" {

@@ -45,17 +45,6 @@ def contract_variables() -> set[str]:
     return {name for row in rows for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", row)}
 
 
-def required_by_scripts() -> set[str]:
-    """COMMON_VARS, MASTER_VARS and WORKER_VARS of node-lib.sh: what run-node refuses to start without."""
-    text = NODE_LIB.read_text(encoding="utf-8")
-    names: set[str] = set()
-    for group in ("COMMON_VARS", "MASTER_VARS", "WORKER_VARS"):
-        match = re.search(rf"readonly {group}=\(([^)]*)\)", text)
-        assert match, f"{group} not found in {NODE_LIB}"
-        names.update(match.group(1).split())
-    return names
-
-
 def test_the_schema_gate_rejects_a_broken_document(cloud_init, tmp_path: Path) -> None:
     """The gate is real: a wrong type in write_files (what a rendering bug would produce) fails."""
     broken = tmp_path / "broken.yaml"
@@ -102,17 +91,34 @@ def test_master_with_tls_and_tmp_volume_passes_the_schema(render_cluster, cloud_
     assert "PRIVATE KEY" not in cluster["worker_user_data"][0]
 
 
+def required_by_scripts(role: str) -> set[str]:
+    """COMMON_VARS plus MASTER_VARS or WORKER_VARS of node-lib.sh: what run-node refuses to start without."""
+    text = NODE_LIB.read_text(encoding="utf-8")
+    names: set[str] = set()
+    for group in ("COMMON_VARS", f"{role.upper()}_VARS"):
+        match = re.search(rf"readonly {group}=\(([^)]*)\)", text)
+        assert match, f"{group} not found in {NODE_LIB}"
+        names.update(match.group(1).split())
+    return names
+
+
 def test_env_holds_the_contract_and_what_the_scripts_require(render_cluster) -> None:
     cluster = render_cluster(2)
+    master, workers = cluster["master_env"], cluster["worker_envs"]
+    for role, envs in (("master", [master]), ("worker", workers)):
+        for env in envs:
+            missing = sorted(name for name in required_by_scripts(role) if not env.get(name))
+            assert not missing, f"{env['NODE_NAME']}: run-node --role {role} would refuse to start without {missing}"
+            assert env["NODE_MODE"] == "system" and env["SPARK_MASTER_HOST"] == "10.42.0.10"
+    # The README's contract, over both roles; SPARK_HOME may be left to the scripts, which find it
+    # in the venv when it is unset.
+    assert 'if [[ -z "${SPARK_HOME:-}" ]]' in NODE_LIB.read_text(encoding="utf-8")
     contract = contract_variables()
     assert len(contract) >= 25, f"could not read the contract table of {NODE_README}: {sorted(contract)}"
-    required = required_by_scripts() if NODE_LIB.is_file() else set()
-    for env in [cluster["master_env"], *cluster["worker_envs"]]:
-        assert contract <= set(env), f"{env['NODE_NAME']} misses {sorted(contract - set(env))}"
-        missing = sorted(name for name in required if not env.get(name))
-        assert not missing, f"{env['NODE_NAME']}: run-node would refuse to start without {missing}"
-        assert env["NODE_MODE"] == "system" and env["SPARK_MASTER_HOST"] == "10.42.0.10"
-    assert cluster["master_env"]["NFS_EXPORT_CIDR"] == "10.42.0.0/24"
+    rendered = set(master) | set().union(*map(set, workers)) | {"SPARK_HOME"}
+    assert contract <= rendered, f"not rendered: {sorted(contract - rendered)}"
+    assert master["NFS_EXPORT_CIDR"] == "10.42.0.0/24"
+    assert [env["NODE_BIND_ADDRESS"] for env in workers] == ["10.42.1.1", "10.42.1.2"]
 
 
 def test_one_hundred_workers_render_in_one_run(render_cluster, cloud_init, tmp_path: Path) -> None:

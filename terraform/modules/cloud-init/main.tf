@@ -6,7 +6,8 @@ locals {
   is_master = var.role == "master"
   with_tls  = var.tls_certificate_pem != ""
 
-  # KEY=value lines, sorted: values are single words (see the validation), so no quoting.
+  # KEY=value lines, sorted: values are single words (see the validation), so no quoting; run-node
+  # sources the file with bash (an assignment's `*` is not expanded), systemd reads it as well.
   env_content = join("", [for k in sort(keys(var.node_env)) : "${k}=${var.node_env[k]}\n"])
 
   node_name = lookup(var.node_env, "NODE_NAME", "")

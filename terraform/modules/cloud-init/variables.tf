@@ -16,9 +16,9 @@ variable "node_env" {
 
   validation {
     condition = alltrue([
-      for k, v in var.node_env : can(regex("^[A-Za-z0-9_./:,@+=%-]*$", v))
+      for k, v in var.node_env : can(regex("^[A-Za-z0-9_./:,@+=%*-]*$", v))
     ])
-    error_message = "node_env values must be single words of letters, digits and _ . / : , @ + = % - (no spaces, quotes, '$' or newlines)."
+    error_message = "node_env values must be single words of letters, digits and _ . / : , @ + = % * - (no spaces, quotes, '$' or newlines)."
   }
 
   validation {

@@ -1,6 +1,6 @@
 # Everything about the cluster that is pure: names, sizes, the node environment of every node
-# (the contract of ../../../modules/spark-node/README.md) and its user-data. One module call per
-# role; workers are a count, so 100 workers are one line of input.
+# (../../../modules/spark-node renders it, the contract of its README) and its user-data. Workers
+# are a count, so 100 workers are one line of input.
 
 module "names" {
   source = "../../../modules/naming"
@@ -45,61 +45,79 @@ module "master_size" {
   min_executor_memory_mb   = var.sizing.min_executor_memory_mb
 }
 
+# The node environment has one home: ../../../modules/spark-node (the contract of its README),
+# shared with the local cluster. One instance for the master, one per worker.
+
 locals {
   with_tls = var.tls_certificate_pem != ""
 
-  # What every node shares; NODE_NAME and NODE_BIND_ADDRESS are added per node.
-  common_env = {
-    NODE_MODE                       = "system"
-    STATE_DIR                       = var.node_paths.state_dir
-    APP_USER                        = var.app_user
-    SPARK_HOME                      = "${var.node_paths.hail_venv}/lib/python${var.image.software["python"]}/site-packages/pyspark"
-    HAIL_HOME                       = var.node_paths.hail_home
-    HAIL_VENV                       = var.node_paths.hail_venv
-    HAIL_TMP_DIR                    = var.node_paths.hail_tmp_dir
-    SPARK_MASTER_HOST               = var.master_address
-    SPARK_MASTER_PORT               = tostring(var.ports.spark_master)
-    SPARK_MASTER_WEBUI_PORT         = tostring(var.ports.spark_master_ui)
-    SPARK_WORKER_WEBUI_PORT         = tostring(var.ports.spark_worker_ui)
-    SPARK_WORKER_CORES              = tostring(module.worker_size.worker_cores)
-    SPARK_WORKER_MEMORY_MB          = tostring(module.worker_size.worker_memory_mb)
-    SPARK_EXECUTOR_CORES            = tostring(module.worker_size.executor_cores)
-    SPARK_EXECUTOR_MEMORY_MB        = tostring(module.worker_size.executor_memory_mb)
-    SPARK_MEMORY_OVERHEAD_MB        = tostring(module.worker_size.memory_overhead_mb)
-    SPARK_DRIVER_MEMORY_MB          = tostring(module.master_size.driver_memory_mb)
-    SPARK_DRIVER_PORT               = tostring(var.ports.spark_driver)
-    SPARK_BLOCKMANAGER_PORT         = tostring(var.ports.spark_blockmanager)
-    SPARK_UI_PORT                   = tostring(var.ports.spark_app_ui_first)
-    SPARK_UI_PORT_RETRIES           = tostring(var.ports.spark_app_ui_last - var.ports.spark_app_ui_first)
-    SPARK_WORKER_CLEANUP_INTERVAL_S = tostring(var.spark.worker_cleanup_interval_s)
-    SPARK_WORKER_APPDATA_TTL_S      = tostring(var.spark.worker_appdata_ttl_s)
-    NFS_EXPORT_CIDR                 = var.subnet_cidr
-    JUPYTER_PORT                    = tostring(var.ports.jupyter)
-    HTTP_PORT                       = tostring(var.ports.http)
-    HTTPS_PORT                      = tostring(var.ports.https)
-    # nginx on the master answers on every interface; the security group decides who reaches it.
-    HTTP_LISTEN_ADDRESS        = "0.0.0.0"
-    NOTEBOOK_DIR               = var.node_paths.notebook_dir
-    JUPYTER_PASSWORD_HASH_FILE = "${var.node_paths.etc_dir}/jupyter-password.hash"
-    TLS_CERT_FILE              = ""
-    TLS_KEY_FILE               = ""
-    READY_TIMEOUT_S            = tostring(var.ready_timeout_s)
+  # The worker flavor sizes the executors; the driver runs on the master and follows its flavor.
+  sizing = {
+    worker_cores       = module.worker_size.worker_cores
+    worker_memory_mb   = module.worker_size.worker_memory_mb
+    executor_cores     = module.worker_size.executor_cores
+    executor_memory_mb = module.worker_size.executor_memory_mb
+    memory_overhead_mb = module.worker_size.memory_overhead_mb
+    driver_memory_mb   = module.master_size.driver_memory_mb
   }
 
-  # Only the master serves http(s): it alone gets the certificate.
-  master_env = merge(local.common_env, {
-    NODE_NAME         = module.names.master_name
-    NODE_BIND_ADDRESS = var.master_address
-    TLS_CERT_FILE     = local.with_tls ? "${var.node_paths.etc_dir}/tls/cert.pem" : ""
-    TLS_KEY_FILE      = local.with_tls ? "${var.node_paths.etc_dir}/tls/key.pem" : ""
-  })
+  worker_cleanup = {
+    interval_s     = var.spark.worker_cleanup_interval_s
+    app_data_ttl_s = var.spark.worker_appdata_ttl_s
+  }
+}
 
-  worker_envs = [
-    for i, name in module.names.worker_names : merge(local.common_env, {
-      NODE_NAME         = name
-      NODE_BIND_ADDRESS = try(var.worker_addresses[i], "")
-    })
-  ]
+module "master_node" {
+  source = "../../../modules/spark-node"
+
+  role                       = "master"
+  mode                       = "system"
+  node_name                  = module.names.master_name
+  state_dir                  = var.node_paths.state_dir
+  app_user                   = var.app_user
+  hail_home                  = var.node_paths.hail_home
+  hail_venv                  = var.node_paths.hail_venv
+  hail_tmp_dir               = var.node_paths.hail_tmp_dir
+  notebook_dir               = var.node_paths.notebook_dir
+  bind_address               = var.master_address
+  master_host                = var.master_address
+  http_listen_address        = "*" # every interface; the security group decides who reaches it
+  ports                      = var.ports
+  nfs_export_cidr            = var.subnet_cidr
+  sizing                     = local.sizing
+  worker_cleanup             = local.worker_cleanup
+  jupyter_password_hash_file = "${var.node_paths.etc_dir}/jupyter-password.hash"
+  tls = local.with_tls ? {
+    cert_file = "${var.node_paths.etc_dir}/tls/cert.pem"
+    key_file  = "${var.node_paths.etc_dir}/tls/key.pem"
+  } : null
+  ready_timeout_s = var.ready_timeout_s
+}
+
+module "worker_node" {
+  source = "../../../modules/spark-node"
+  count  = var.workers
+
+  role            = "worker"
+  mode            = "system"
+  node_name       = module.names.worker_names[count.index]
+  state_dir       = var.node_paths.state_dir
+  app_user        = var.app_user
+  hail_home       = var.node_paths.hail_home
+  hail_venv       = var.node_paths.hail_venv
+  hail_tmp_dir    = var.node_paths.hail_tmp_dir
+  notebook_dir    = var.node_paths.notebook_dir
+  bind_address    = try(var.worker_addresses[count.index], "")
+  master_host     = var.master_address
+  ports           = var.ports
+  sizing          = local.sizing
+  worker_cleanup  = local.worker_cleanup
+  ready_timeout_s = var.ready_timeout_s
+}
+
+locals {
+  master_env  = module.master_node.env
+  worker_envs = [for node in module.worker_node : node.env]
 
   # Nova gives a virtio disk the first 20 characters of the volume ID as its serial.
   tmp_volume = var.tmp_volume_id == "" ? null : {

@@ -21,11 +21,6 @@ variable "image" {
     software    = map(string)
   })
   nullable = false
-
-  validation {
-    condition     = can(regex("^3\\.[0-9]+$", var.image.software["python"]))
-    error_message = "image.software.python must be the Python version of the image's venv, e.g. 3.11 (SPARK_HOME is inside it)."
-  }
 }
 
 variable "workers" {
