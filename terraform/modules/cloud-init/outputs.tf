@@ -32,8 +32,8 @@ output "user_data" {
   }
 
   precondition {
-    condition     = length(local.user_data) < 65535
-    error_message = "The user-data is larger than Nova accepts (64 KiB)."
+    condition     = length(base64encode(local.user_data)) <= 65535
+    error_message = "The user-data is larger than Nova accepts (65535 bytes once base64-encoded)."
   }
 }
 

@@ -317,3 +317,17 @@ run "bad_marker_is_refused" {
   }
   expect_failures = [var.ready_marker]
 }
+
+run "oversized_user_data_is_refused" {
+  # A 60 KB certificate chain: the document would pass 65535 bytes once base64-encoded.
+  command = plan
+  variables {
+    tls_certificate_pem = "-----BEGIN CERTIFICATE-----\n${join("\n", [for i in range(800) : "MIIBszCCAVmgAwIBAgIUXMIIBszCCAVmgAwIBAgIUXMIIBszCCAVmgAwIBAgIUXMIIBszCC"])}\n-----END CERTIFICATE-----\n"
+    tls_private_key_pem = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n"
+    node_env = merge(var.node_env, {
+      TLS_CERT_FILE = "/etc/hgi-spark/tls/cert.pem"
+      TLS_KEY_FILE  = "/etc/hgi-spark/tls/key.pem"
+    })
+  }
+  expect_failures = [output.user_data]
+}
