@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import select
 import shutil
 import signal
 import socket
@@ -409,6 +411,53 @@ def test_ctrl_c_during_apply_is_passed_to_terraform(repo: Repository) -> None:
     edit(repo, "nodes: 1\n")
     workflow.up(T1, repo)  # and the deployment carries on from there
     assert resources(repo) == ["terraform_data.node[0]"]
+
+
+def _read_until(fd: int, output: bytearray, done, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not done() and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:  # EIO: the terminal's other side is gone
+                return
+            if not chunk:
+                return
+            output.extend(chunk)
+
+
+def test_on_a_terminal_colour_is_kept_and_ctrl_c_stops_terraform_gracefully(repo: Repository) -> None:
+    """A real pseudo-terminal: ^C typed on it reaches the task's process group, as for a user."""
+    edit(repo, "nodes: 1\ncreate_delay: 30\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "NO_COLOR")}
+    env["HGI_REPOSITORY"] = str(repo.root)
+    argv = [str(INVOKE), "--search-root", str(ROOT / "invoke"), "deployment.up", "--name", T1]
+    started = time.monotonic()
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: exec at once
+        os.execve(argv[0], argv, env)
+    output = bytearray()
+    try:
+        _read_until(fd, output, lambda: bool(markers(repo)), 20)
+        assert markers(repo), output.decode(errors="replace")
+        os.write(fd, b"\x03")  # Ctrl-C
+        _read_until(fd, output, lambda: False, 25)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        os.close(fd)
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+    text = output.decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == Interrupted.exit_code, text
+    assert time.monotonic() - started < 25
+    assert "\x1b[" in text, "terraform's colours are kept on a terminal"
+    assert " plan -input=false" in text and " apply -input=false" in text, "no -no-color on a terminal"
+    assert "Interrupt received" in text and "Two interrupts received" not in text, "exactly one SIGINT"
+    assert state(repo)["lineage"] and not list(folder(repo).glob("*.tfplan*"))
 
 
 def test_cloud_credentials_only_for_modules_that_need_them(repo: Repository, monkeypatch: pytest.MonkeyPatch) -> None:
