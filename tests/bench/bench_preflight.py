@@ -51,8 +51,10 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-preflight-") as scratch:
         cache = Path(scratch) / "cache" if args.cold else None
+        state = Path(scratch) / "state"
+        state.mkdir()
         began = time.monotonic()
-        cloud = start_cloud(Path(scratch) / "state", cache)
+        cloud = start_cloud(state, cache)
         try:
             cloud.add_service(nova.Nova())
             cloud.add_service(neutron.Neutron())
