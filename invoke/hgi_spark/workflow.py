@@ -27,7 +27,7 @@ from typing import Any, TextIO
 from . import config, credentials, locking, rootmodules
 from . import terraform as tf
 from .errors import ConfigError, RefusedError, UsageError
-from .layout import Repository
+from .layout import DeploymentPaths, Repository
 
 PURPOSES = ("up", "update", "destroy")
 # The task that applies each plan, for messages.
@@ -48,7 +48,7 @@ class Run:
     echo: TextIO = field(default_factory=lambda: sys.stderr)
 
     @property
-    def paths(self):  # -> DeploymentPaths
+    def paths(self) -> DeploymentPaths:
         return self.deployment.paths
 
     def command(self, task: str) -> str:
