@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hgi_spark import cloud
-from hgi_spark.errors import CloudError, CredentialsError
+from hgi_spark.errors import CloudError, CredentialsError, NotFoundError
 
 
 def test_connects_as_the_user_of_the_environment(openstack_cloud):
@@ -91,3 +91,15 @@ def test_clouds_yaml_entry(openstack_cloud, tmp_path):
     )
     connection = cloud.connect({"OS_CLOUD": "test", "OS_CLIENT_CONFIG_FILE": str(clouds)})
     assert cloud.project_id(connection) == openstack_cloud.project_id("hgi")
+
+
+@pytest.mark.slow
+def test_network_id_from_its_name(openstack_compute_cloud):
+    """packer's `networks` wants IDs; image.yml gives a name (needs the Neutron of the compute fixture)."""
+    from fixtures.openstack import neutron
+
+    connection = cloud.connect(openstack_compute_cloud.env("alice"))
+    network = openstack_compute_cloud.connect("admin").network.find_network(neutron.PROJECT_NETWORK)
+    assert cloud.network_id(connection, neutron.PROJECT_NETWORK) == network.id
+    with pytest.raises(NotFoundError, match="network no-such-net not found"):
+        cloud.network_id(connection, "no-such-net")
