@@ -36,8 +36,22 @@ class Profile:
     submit: Callable[..., Any] | None = None
 
 
+def _spark_tfvars(deployment: Deployment) -> dict[str, Any]:
+    """The master's Jupyter password hash (the password is made once per deployment, 0600 in secrets/)."""
+    from . import secrets
+
+    secret = secrets.ensure_jupyter_password(deployment.paths)
+    return {"jupyter_password_hash": secret.hash_file.read_text(encoding="utf-8").strip()}
+
+
 PROFILES: dict[str, Profile] = {
-    "spark": Profile("spark", needs_cloud=True, preflight=preflight.before_plan, status_rows=preflight.status_rows),
+    "spark": Profile(
+        "spark",
+        needs_cloud=True,
+        extra_tfvars=_spark_tfvars,
+        preflight=preflight.before_plan,
+        status_rows=preflight.status_rows,
+    ),
     "spark-local": Profile(
         "spark-local",
         needs_cloud=False,

@@ -134,3 +134,37 @@ def test_one_hundred_workers_render_in_one_run(render_cluster, cloud_init, tmp_p
     for index in (0, 99):
         schema_check(cloud_init, documents[index], tmp_path / f"worker-{index + 1:03d}.yaml")
     assert elapsed < 120, f"init + apply of 100 workers took {elapsed:.1f} s"
+
+
+def test_the_wrapper_gives_the_master_its_password_hash(render_cluster, cloud_init, tmp_path: Path) -> None:
+    """The spark profile's extra tfvars: a password made once in secrets/, its hash in the user-data."""
+    from hgi_spark import config, rootmodules, secrets
+    from hgi_spark.layout import Repository
+
+    repo_root = tmp_path / "repo"
+    for relative in (
+        "deployments/defaults.yml",
+        "deployments/spark/defaults.yml",
+        "deployments/spark/example/deployment.yml",
+        "terraform/spark/variables.tf",
+        "images/hail-base/defaults.yml",
+        "images/hail-base/1.0.0/image.yml",
+        "images/hail-base/1.0.0/constraints.txt",
+    ):
+        (repo_root / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / relative, repo_root / relative)
+    deployment = config.load_deployment("spark/example", Repository(repo_root))
+    extra = rootmodules.profile("spark").extra_tfvars(deployment)
+    values = deployment.tfvars(extra)
+    secret = secrets.JupyterSecret.of(deployment.paths)
+    password = secret.password_file.read_text().strip()
+    assert secrets.check_password(values["jupyter_password_hash"], password)
+    assert (secret.password_file.stat().st_mode & 0o777) == 0o600
+    assert rootmodules.profile("spark").extra_tfvars(deployment) == extra  # made once, stable
+
+    cluster = render_cluster(1, jupyter_password_hash=values["jupyter_password_hash"])
+    document = cluster["master_user_data"]
+    schema_check(cloud_init, document, tmp_path / "master-password.yaml")
+    written = {f["path"]: f["content"] for f in yaml.safe_load(document)["write_files"]}
+    assert written["/etc/hgi-spark/jupyter-password.hash"] == values["jupyter_password_hash"] + "\n"
+    assert password not in document
