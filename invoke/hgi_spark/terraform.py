@@ -266,7 +266,18 @@ class Terraform:
 
     def apply(self, plan: Path, *, parallelism: int = 10) -> None:
         """Apply exactly this saved plan (terraform never prompts for a saved plan)."""
-        self.stream("apply", "-input=false", f"-parallelism={parallelism}", str(plan.resolve()))
+        try:
+            self.stream("apply", "-input=false", f"-parallelism={parallelism}", str(plan.resolve()))
+        finally:
+            self.protect_state()
+
+    def protect_state(self) -> None:
+        """Local state and its backup hold secrets: 0600 even if an older file had wider modes."""
+        if self.backend.type != "local":
+            return
+        for path in (self.state, self.state.with_name(self.state.name + ".backup")):
+            if path.is_file() and path.stat().st_mode & 0o077:
+                path.chmod(0o600)
 
     def show_plan(self, plan: Path) -> dict[str, Any]:
         return json.loads(self.capture("show", "-json", str(plan.resolve())) or "{}")

@@ -114,6 +114,7 @@ def test_full_cycle_through_the_library(repo: Repository) -> None:
     assert not list(folder(repo).glob("*.tfplan*")), "up removes its plan once applied"
     assert (folder(repo) / "terraform.tfstate").stat().st_mode & 0o777 == 0o600
 
+    (folder(repo) / "terraform.tfstate").chmod(0o644)  # e.g. copied in by hand
     edit(repo, "nodes: 2\ngreeting: bonjour\n")
     summary = workflow.plan(T1, "update", repo)
     assert summary.line() == "update plan: 1 to add, 1 to change, 0 to destroy"
@@ -128,6 +129,8 @@ def test_full_cycle_through_the_library(repo: Repository) -> None:
     assert set(markers(repo)) == {"toy-t1-0", "toy-t1-1"}
     assert markers(repo)["toy-t1-1"] == "bonjour"
     assert not (folder(repo) / "update.tfplan").exists(), "a plan is removed once applied"
+    for name in ("terraform.tfstate", "terraform.tfstate.backup"):
+        assert (folder(repo) / name).stat().st_mode & 0o777 == 0o600, name
     assert not (folder(repo) / "update.tfplan.json").exists()
 
     summary = workflow.plan(T1, "destroy", repo)
