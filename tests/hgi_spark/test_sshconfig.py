@@ -3,7 +3,8 @@
 The console logs are built the way cloud-init prints them (its write-ssh-key-fingerprints script:
 a fingerprint block through logger, then the public keys between BEGIN/END lines) around host
 keys made by ssh-keygen. The rendered entry is read back by `ssh -G`; and a real sshd (Debian's
-binary, fetched with `apt-get download` into tests/artifacts/ and run as nobody on 127.0.0.1)
+binary, fetched with `apt-get download` into the shared test cache $HGI_TEST_CACHE, default
+~/.cache/hgi-spark-tests, and run as nobody on 127.0.0.1)
 proves the pin: the pinned key gets as far as authentication, another key is refused.
 """
 
@@ -24,8 +25,7 @@ import pytest
 from hgi_spark import sshconfig
 from hgi_spark.errors import ConfigError, NotFoundError
 
-ROOT = Path(__file__).resolve().parents[2]
-SSHD_CACHE = ROOT / "tests" / "artifacts" / "sshd"
+SSHD_CACHE = Path(os.environ.get("HGI_TEST_CACHE") or Path.home() / ".cache" / "hgi-spark-tests") / "sshd"
 
 
 def make_host_key(folder: Path, kind: str) -> tuple[Path, str]:
@@ -159,7 +159,7 @@ def test_no_identity_file_no_identity_lines(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="session")
 def sshd_binary() -> Path:
-    """Debian's sshd, unpacked (never installed: no service starts) into tests/artifacts/sshd/."""
+    """Debian's sshd, unpacked (never installed: no service starts) into the shared test cache."""
     sshd = SSHD_CACHE / "root" / "usr" / "sbin" / "sshd"
     if not sshd.is_file():
         if shutil.which("apt-get") is None:
@@ -197,7 +197,11 @@ def running_sshd(sshd_binary: Path) -> Iterator[tuple[int, str]]:
         f"Port {port}\nListenAddress 127.0.0.1\nHostKey {private}\nPidFile none\nUsePAM no\n"
         "StrictModes no\nAuthorizedKeysFile none\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
     )
-    libraries = SSHD_CACHE / "root" / "usr" / "lib" / "x86_64-linux-gnu"
+    # nobody cannot traverse the cache in root's home: run copies from the work folder.
+    binary = work / "sshd"
+    shutil.copy2(sshd_binary, binary)
+    libraries = work / "lib"
+    shutil.copytree(SSHD_CACHE / "root" / "usr" / "lib" / "x86_64-linux-gnu", libraries)
     env = {**os.environ, "LD_LIBRARY_PATH": str(libraries)}
     log = (work / "sshd.log").open("w")
     process = subprocess.Popen(
@@ -206,7 +210,7 @@ def running_sshd(sshd_binary: Path) -> Iterator[tuple[int, str]]:
             "--reuid=nobody",
             "--regid=nogroup",
             "--clear-groups",
-            str(sshd_binary),
+            str(binary),
             "-D",
             "-e",
             "-f",
