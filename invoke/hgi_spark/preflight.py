@@ -431,13 +431,15 @@ class Probe:
             "ram": f"{master.ram} + {r.workers} × {worker.ram} MiB",
         }
         label = {"instances": "instances", "cores": "cores", "ram": "RAM (MiB)"}
+        less = "fewer workers or smaller flavors"
         rows = []
         for key in ("instances", "cores", "ram"):
             limit, used = quota[key]
             note = formula[key]
             if used_here[key]:
                 note += f", less {used_here[key]} this deployment already uses"
-            rows.append(_quota_row(label[key], wanted[key] - used_here[key], limit, used, note, "compute"))
+            needed = wanted[key] - used_here[key]
+            rows.append(_quota_row(label[key], needed, limit, used, note, "compute", less))
         return rows
 
     def network_quota_checks(self) -> list[Check]:
@@ -492,12 +494,25 @@ class Probe:
         except EndpointNotFound:
             return [Check("volumes", NOT_CHECKED, f"{r.volume_gb} GB asked; this cloud has no block-storage endpoint")]
         quota = self.conn.block_storage.get_quota_set(self.project_id, usage=True)
+        usage, reserved = quota.usage or {}, quota.reservation or {}
+        existing = 1 if any(True for _ in self._own_volumes()) else 0
+        less = "a smaller tmp_volume_gb, or 0 for none"
+        note = "the master's shared tmp volume"
         rows = []
-        for label, key, needed in (("volumes", "volumes", 1), ("volume GB", "gigabytes", r.volume_gb)):
-            limit = quota.volumes if key == "volumes" else quota.gigabytes
-            used = (quota.usage or {}).get(key, 0) + (quota.reservation or {}).get(key, 0)
-            rows.append(_quota_row(label, needed, limit, used, "the master's shared tmp volume", "volume"))
+        for label, limit, key, needed in (
+            ("volumes", quota.volumes, "volumes", 1 - existing),
+            ("volume GB", quota.gigabytes, "gigabytes", r.volume_gb * (1 - existing)),
+            ("GB per volume", quota.per_volume_gigabytes, None, r.volume_gb),
+        ):
+            used = usage.get(key, 0) + reserved.get(key, 0) if key else 0
+            rows.append(_quota_row(label, needed, limit, used, note, "volume", less))
         return rows
+
+    def _own_volumes(self) -> Iterator[Any]:
+        """The deployment's tmp volume: it carries the same metadata as its master."""
+        for volume in self.conn.block_storage.volumes(details=True):
+            if (volume.metadata or {}).get(DEPLOYMENT_METADATA) == self.request.deployment:
+                yield volume
 
 
 def _find(find: Callable[..., Any], name: str) -> Any:
@@ -525,7 +540,9 @@ def _server_size(conn: Any, server: Any) -> tuple[int, int]:
     return int(vcpus), int(ram)
 
 
-def _quota_row(label: str, needed: int, limit: Any, used: Any, note: str, service: str) -> Check:
+def _quota_row(
+    label: str, needed: int, limit: Any, used: Any, note: str, service: str, less: str = "fewer workers"
+) -> Check:
     needed = max(0, int(needed))
     limit = -1 if limit is None else int(limit)
     if limit < 0:
@@ -539,7 +556,7 @@ def _quota_row(label: str, needed: int, limit: Any, used: Any, note: str, servic
         f"needs {needed}, only {available} of {limit} left ({note})",
         needed=str(needed),
         available=str(available),
-        fix=f"ask the cloud admins for a larger {service} quota, or ask for less (fewer workers, smaller flavors)",
+        fix=f"ask the cloud admins for a larger {service} quota, or ask for less: {less}",
     )
 
 

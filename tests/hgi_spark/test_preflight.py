@@ -232,6 +232,33 @@ def test_an_update_subtracts_the_servers_the_deployment_has(openstack_compute_cl
     assert found["RAM (MiB)"].needed == str(8192 + 3 * 4096 - 4096)
 
 
+@pytest.fixture
+def with_cinder(openstack_compute_cloud):
+    """Cinder API in the catalog for one test, then out again (the other tests see a cloud without it)."""
+    from fixtures.openstack import cinder
+
+    openstack_compute_cloud.add_service(cinder.Cinder())
+    try:
+        cinder.seed(openstack_compute_cloud)
+        yield openstack_compute_cloud
+    finally:
+        cinder.remove(openstack_compute_cloud)
+
+
+@pytest.mark.slow
+def test_volume_quota_when_the_cloud_has_cinder(with_cinder, request_for):
+    request = request_for(volume_gb=600)
+    upload_image(with_cinder, "alice", request.glance_name)
+    report = preflight.run(request, with_cinder.env("alice"))
+    found = rows(report)
+    assert (found["volumes"].result, found["volumes"].needed, found["volumes"].available) == (OK, "1", "4")
+    gigabytes = found["volume GB"]
+    assert (gigabytes.result, gigabytes.needed, gigabytes.available) == (FAIL, "600", "500")
+    assert gigabytes.fix.endswith("a smaller tmp_volume_gb, or 0 for none")
+    assert found["GB per volume"].available == "unlimited"
+    assert [c.name for c in report.failures] == ["volume GB"]
+
+
 @pytest.mark.slow
 def test_key_pair_taken_by_another_key(openstack_compute_cloud, request_for, tmp_path):
     request = request_for()
