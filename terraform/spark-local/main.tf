@@ -1,7 +1,7 @@
 # A Hail/Spark cluster on this machine: one terraform_data per node, whose local-exec provisioners
 # run the same node scripts as the OpenStack nodes (terraform/modules/spark-node/scripts/run-node).
-# Creating a node starts it and waits until it is ready; destroying it stops it and waits for its
-# ports. Workers are keyed "1".."N": scaling adds or removes the highest ones and leaves the rest.
+# Creating a node starts it and waits until it is ready (a worker: registered with the master);
+# destroying it stops it and waits for its ports. Workers are keyed "1".."N": scaling adds or removes the highest ones and leaves the rest.
 
 locals {
   runtime = "${var.deployment_dir}/runtime"
@@ -130,6 +130,6 @@ resource "terraform_data" "worker" {
     environment = merge(self.input.env, { RUN_NODE = self.input.run_node })
   }
 
-  # Start after the master, stop before it.
-  depends_on = [terraform_data.master]
+  # No depends_on the master: run-node starts a worker's JVM as soon as the master's web UI says
+  # ALIVE (its first registration then succeeds), while the master still waits for JupyterLab.
 }
