@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import local, preflight
+from . import submit as remote
 
 if TYPE_CHECKING:
     from .config import Deployment
@@ -51,6 +52,7 @@ PROFILES: dict[str, Profile] = {
         extra_tfvars=_spark_tfvars,
         preflight=preflight.before_plan,
         status_rows=preflight.status_rows,
+        submit=remote.over_ssh,
     ),
     "spark-local": Profile(
         "spark-local",
