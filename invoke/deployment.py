@@ -73,7 +73,7 @@ def plan(c, name=None, to="update", skip_preflight=False):
     from hgi_spark import preflight as checks
     from hgi_spark import workflow
 
-    with checks.skipped(skip_preflight):
+    with checks.skipped(skip_preflight, purpose=to):
         summary = workflow.plan(name, to)
     print(summary.line())
 

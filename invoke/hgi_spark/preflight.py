@@ -645,17 +645,23 @@ def require_ok(report: Report, fix: str = "mend the rows marked FAIL above") -> 
 
 
 @contextmanager
-def skipped(skip: bool = True) -> Iterator[None]:
-    """Within this block the ``preflight`` hook only warns (a task's ``--skip-preflight``)."""
-    global _skipping
-    before, _skipping = _skipping, _skipping or skip
+def skipped(skip: bool, purpose: str = "up") -> Iterator[None]:
+    """Within this block the ``preflight`` hook does not check: a task's ``--skip-preflight`` (said
+    loudly), or a destroy plan, which adds nothing to the cloud (said in one quiet line)."""
+    global _skip_note
+    before = _skip_note
+    if skip:
+        _skip_note = LOUD_SKIP
+    elif purpose == "destroy":
+        _skip_note = "pre-flight: not needed for a destroy plan (it adds nothing to the cloud)"
     try:
         yield
     finally:
-        _skipping = before
+        _skip_note = before
 
 
-_skipping = False
+LOUD_SKIP = "loud"
+_skip_note: str | None = None
 
 
 # --- the root-module profile's hooks ----------------------------------------------------------------------
@@ -664,13 +670,14 @@ _skipping = False
 def before_plan(deployment: Deployment, *, echo: TextIO | None = None) -> None:
     """The ``preflight`` hook of the spark profile: show the rows, stop the plan on any FAIL."""
     echo = echo or sys.stderr
-    if _skipping or os.environ.get(SKIP_ENV, "") not in ("", "0"):
-        print(
+    note = LOUD_SKIP if os.environ.get(SKIP_ENV, "") not in ("", "0") else _skip_note
+    if note == LOUD_SKIP:
+        note = (
             f"WARNING: pre-flight checks of {deployment.ref} SKIPPED (--skip-preflight or {SKIP_ENV}): "
-            "nothing was checked against the cloud; the apply may fail half-way",
-            file=echo,
-            flush=True,
+            "nothing was checked against the cloud; the apply may fail half-way"
         )
+    if note:
+        print(note, file=echo, flush=True)
         return
     report = check_deployment(deployment)
     print(report.table(), file=echo, flush=True)

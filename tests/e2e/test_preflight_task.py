@@ -145,6 +145,16 @@ def test_skip_preflight_is_said_loudly(repo, openstack_compute_cloud):
     assert "terraform" in result.stderr
 
 
+def test_a_destroy_plan_needs_no_preflight(repo, openstack_compute_cloud):
+    write_deployment(repo, worker_flavor="m1.huge")
+    try:
+        result = invoke(repo, openstack_compute_cloud.env("alice"), "plan", "--to", "destroy")
+    finally:
+        write_deployment(repo)
+    assert "pre-flight: not needed for a destroy plan" in result.stderr
+    assert "flavor (worker)" not in result.stderr and "WARNING" not in result.stderr
+
+
 def test_status_shows_the_overlapping_checks(repo, openstack_compute_cloud):
     result = invoke(repo, openstack_compute_cloud.env("alice"), "status")
     assert result.returncode == 0, result.stderr

@@ -396,3 +396,14 @@ def test_table_puts_the_fix_under_a_failing_row():
     assert report.summary() == "cores: needs 204, only 40 of 40 left"
     with pytest.raises(preflight.CloudError, match="pre-flight of spark/x failed: cores: needs 204"):
         preflight.require_ok(report)
+
+
+def test_the_environment_switch_skips_loudly(monkeypatch):
+    """HGI_SKIP_PREFLIGHT=1 (for CI jobs) is --skip-preflight: the hook warns and checks nothing."""
+    import io
+    from types import SimpleNamespace
+
+    monkeypatch.setenv(preflight.SKIP_ENV, "1")
+    echo = io.StringIO()
+    preflight.before_plan(SimpleNamespace(ref="spark/x"), echo=echo)
+    assert echo.getvalue().startswith("WARNING: pre-flight checks of spark/x SKIPPED")
