@@ -207,7 +207,12 @@ c.PasswordIdentityProvider.allow_password_change = False
 # No calls to the internet from the server.
 c.LabApp.news_url = None
 c.LabApp.check_for_updates_class = "jupyterlab.NeverCheckForUpdate"
+c.LabApp.app_settings_dir = "${JUPYTER_CONF_DIR}/lab-settings"
 PY
+  # ... and no question about fetching news in the browser.
+  write_file "${JUPYTER_CONF_DIR}/lab-settings/overrides.json" <<'JSON'
+{"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": false}}
+JSON
 }
 
 # The server block (and its map) for nginx's http context: /jupyter/ and /spark/.
