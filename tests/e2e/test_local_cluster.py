@@ -191,7 +191,9 @@ def test_a_crashed_worker_is_seen_and_restarted_by_up(cluster: LocalCluster) -> 
     while "worker-1/spark-worker" in cluster.pids() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert "dead (pid" in cluster.invoke("status").stdout
-    cluster.invoke("up")
+    again = cluster.invoke("up")
+    assert "installing" not in again.stderr  # the prefix is installed once, and reused
+    assert "up plan: 1 to add, 0 to change, 1 to destroy" in again.stdout + again.stderr  # only the dead node
     pids = cluster.pids()
     assert pids["worker-1/spark-worker"] != pid
     assert cluster.master_json()["aliveworkers"] == 1
