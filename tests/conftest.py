@@ -26,7 +26,7 @@ def openstack_compute_cloud(openstack_cloud: Cloud) -> Cloud:
     """
     from fixtures.openstack import neutron, nova
 
-    for service, seed in ((nova.Nova(), nova.seed), (neutron.Neutron(), neutron.seed)):
-        openstack_cloud.add_service(service)
-        seed(openstack_cloud)
+    openstack_cloud.add_services([nova.Nova(), neutron.Neutron()])
+    nova.seed(openstack_cloud)
+    neutron.seed(openstack_cloud)
     return openstack_cloud

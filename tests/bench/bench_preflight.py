@@ -56,8 +56,7 @@ def main() -> None:
         began = time.monotonic()
         cloud = start_cloud(state, cache)
         try:
-            cloud.add_service(nova.Nova())
-            cloud.add_service(neutron.Neutron())
+            cloud.add_services([nova.Nova(), neutron.Neutron()])
             started = time.monotonic() - began
             nova.seed(cloud)
             neutron.seed(cloud)
