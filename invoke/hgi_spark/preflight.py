@@ -122,7 +122,7 @@ class Request:
     network: str | None
     create_network: bool
     external_network: str | None
-    keypair: str | None
+    keypair: str
     public_key: str | None
     volume_gb: int
     security_groups: int
@@ -376,8 +376,6 @@ class Probe:
                     "(ssh-keygen -t ed25519 makes one)",
                 )
             ]
-        if not r.keypair:
-            return [Check("key pair", NOT_CHECKED, "the deployment names no key pair")]
         existing = _find(self.conn.compute.find_keypair, r.keypair)
         if existing is None:
             return [Check("key pair", OK, f"{r.keypair}: free, created by the plan")]
