@@ -280,16 +280,36 @@ def test_a_pid_file_naming_someone_elses_process_is_never_killed(tmp_path: Path,
         stranger.wait()
 
 
-def test_a_process_that_dies_while_starting_fails_fast_with_its_log(tmp_path: Path, venv: Path) -> None:
-    """spark-class of the stand-in venv exits 99 at once: run-node must say so, not wait 120 s."""
-    env = node_env(tmp_path, venv, "worker", READY_TIMEOUT_S="60")
-    done = run_node(env, "--role", "worker")
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_process_that_dies_while_starting_fails_fast_and_stops_the_others(tmp_path: Path, venv: Path) -> None:
+    """spark-class of the stand-in venv exits 99 at once: run-node must say so at once (not wait for
+    READY_TIMEOUT_S), show the log, and stop the nginx it had started (a real one, on a free port)."""
+    ports = {name: str(free_port()) for name in ("SPARK_MASTER_PORT", "SPARK_MASTER_WEBUI_PORT", "JUPYTER_PORT")}
+    http = free_port()
+    env = node_env(tmp_path, venv, "master", READY_TIMEOUT_S="60", HTTP_PORT=str(http), **ports)
+    done = run_node(env, "--role", "master")
     assert done.returncode == 1
     assert "a process exited while starting" in done.stderr
-    assert not (tmp_path / "worker" / "run" / "spark-worker.pid").exists()
+    assert "--- last lines of" in done.stderr
+    assert not list((tmp_path / "master" / "run").glob("*.pid"))
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", http)) != 0  # nginx was stopped too
 
 
 def test_the_scripts_pass_shellcheck() -> None:
     scripts = [SCRIPTS / "run-node", SCRIPTS / "node-lib.sh", SCRIPTS / "profile.d" / "hgi-spark.sh"]
     done = subprocess.run(["shellcheck", "-x", *map(str, scripts)], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout
+
+
+def test_a_worker_without_a_master_fails_with_a_clear_line(tmp_path: Path, venv: Path) -> None:
+    env = node_env(tmp_path, venv, "worker", READY_TIMEOUT_S="2", SPARK_MASTER_WEBUI_PORT=str(free_port()))
+    done = run_node(env, "--role", "worker")
+    assert done.returncode == 1
+    assert "did not answer within 2 s" in done.stderr
+    assert not (tmp_path / "worker" / "run" / "spark-worker.pid").exists()
