@@ -630,7 +630,7 @@ def check(name: str | None, repo: Repository | None = None) -> Report:
     from . import config, rootmodules
 
     deployment = config.load_deployment(name, repo)
-    if rootmodules.profile(deployment.ref.name).preflight is None:
+    if not rootmodules.profile(deployment.ref.name).needs_cloud:
         raise UsageError(
             f"deployment {deployment.ref} runs terraform/{deployment.ref.name}/: there is no cloud to check",
             fix="preflight is for OpenStack deployments such as spark/OWNER",

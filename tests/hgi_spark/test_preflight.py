@@ -153,6 +153,17 @@ def test_image_shared_but_not_accepted(openstack_compute_cloud, request_for):
 
 
 @pytest.mark.slow
+def test_image_not_active(openstack_compute_cloud, request_for):
+    """An image whose upload never finished (Glance: queued) cannot boot anything."""
+    request = request_for()
+    alice = openstack_compute_cloud.connect("alice")
+    alice.image.create_image(name=request.glance_name, disk_format="raw", container_format="bare")
+    image = rows(preflight.run(request, openstack_compute_cloud.env("alice")))["image"]
+    assert (image.result, image.detail) == (FAIL, f"{request.glance_name} exists but is queued, not active")
+    assert image.fix.endswith(f"bash invoke.sh image {request.image} build --force")
+
+
+@pytest.mark.slow
 def test_another_projects_user_cannot_see_the_image(openstack_compute_cloud, request_for):
     request = request_for(network=None, create_network=True)
     upload_image(openstack_compute_cloud, "alice", request.glance_name, visibility="private")
@@ -407,3 +418,23 @@ def test_the_environment_switch_skips_loudly(monkeypatch):
     echo = io.StringIO()
     preflight.before_plan(SimpleNamespace(ref="spark/x"), echo=echo)
     assert echo.getvalue().startswith("WARNING: pre-flight checks of spark/x SKIPPED")
+
+
+def test_only_openstack_deployments_have_a_preflight():
+    with pytest.raises(preflight.UsageError, match="spark-local/demo runs terraform/spark-local/: there is no cloud"):
+        preflight.check("spark-local/demo")
+
+
+def test_status_without_credentials_says_not_checked(monkeypatch, tmp_path):
+    """status must not fail (nor prompt) for want of credentials: one row says why the cloud was not asked."""
+    from hgi_spark import config, credentials
+
+    for key in [k for k in __import__("os").environ if k.startswith("OS_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("OPENRC", str(tmp_path / "openrc.sh"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    credentials.forget()
+    rows = preflight.status_rows(config.load_deployment("spark/example"))
+    assert len(rows) == 1
+    assert rows[0][0] == "cloud: credentials"
+    assert rows[0][1].startswith("not checked: no OpenStack credentials")
