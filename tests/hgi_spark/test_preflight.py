@@ -8,6 +8,7 @@ hgi) and bob (project hgi-dev) run the checks as a deployment's owner would.
 from __future__ import annotations
 
 import dataclasses
+import os
 import subprocess
 import uuid
 from pathlib import Path
@@ -429,7 +430,7 @@ def test_status_without_credentials_says_not_checked(monkeypatch, tmp_path):
     """status must not fail (nor prompt) for want of credentials: one row says why the cloud was not asked."""
     from hgi_spark import config, credentials
 
-    for key in [k for k in __import__("os").environ if k.startswith("OS_")]:
+    for key in [k for k in os.environ if k.startswith("OS_")]:
         monkeypatch.delenv(key)
     monkeypatch.setenv("OPENRC", str(tmp_path / "openrc.sh"))
     monkeypatch.setenv("HOME", str(tmp_path))
