@@ -74,6 +74,15 @@ def test_up_prints_the_jupyter_url_and_every_process_runs(cluster: LocalCluster)
     print(f"up took {cluster.up_seconds:.1f} s")  # type: ignore[attr-defined]
 
 
+def test_every_process_listens_on_loopback_only(cluster: LocalCluster) -> None:
+    pids = set(cluster.pids().values())
+    listening = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, check=True).stdout
+    ours = [line.split() for line in listening.splitlines() if any(f"pid={pid}," in line for pid in pids)]
+    assert len(ours) >= 6  # master rpc + ui, worker rpc + ui, jupyter, nginx
+    # Java's sockets show IPv4 loopback as [::ffff:127.0.0.1]
+    assert all(fields[3].startswith(("127.0.0.1:", "[::ffff:127.0.0.1]:")) for fields in ours), ours
+
+
 def test_spark_master_ui_is_served_through_nginx(cluster: LocalCluster) -> None:
     import requests
 
