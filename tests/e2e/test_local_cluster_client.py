@@ -85,7 +85,10 @@ class LocalCluster:
 
     def invoke(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
         command = ["bash", str(REPO / "invoke.sh"), "deployment", self.name, *args]
-        done = subprocess.run(command, env=self.env(), capture_output=True, text=True, timeout=timeout, check=False)
+        # cwd: Hail writes its log file into the driver's working directory
+        done = subprocess.run(
+            command, env=self.env(), cwd=self.root, capture_output=True, text=True, timeout=timeout, check=False
+        )
         if check and done.returncode != 0:
             raise AssertionError(f"{' '.join(args)} exited {done.returncode}\n{done.stdout}\n{done.stderr[-4000:]}")
         return done
