@@ -167,7 +167,8 @@ def ensure_prefix(spec: PrefixSpec, *, echo: Any = None) -> Path:
             link.symlink_to(build.name)
             old = target.resolve() if target.is_symlink() else None
             os.replace(link, target)
-            if old is not None and old.exists() and old != build:
+            # The prefix it replaces is removed only when it is one of ours (built here, by this code).
+            if old is not None and old.parent == build.parent and old.name.startswith(f".{target.name}-"):
                 shutil.rmtree(old, ignore_errors=True)
         except BaseException:
             shutil.rmtree(build, ignore_errors=True)

@@ -84,6 +84,19 @@ def test_install_is_atomic_and_happens_once(monkeypatch: pytest.MonkeyPatch, tmp
     assert not leftovers
 
 
+def test_a_new_prefix_replaces_ours_but_never_removes_a_users_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    users = tmp_path / "users-venv"
+    (users / "bin").mkdir(parents=True)
+    target = tmp_path / "prefix"
+    target.symlink_to(users)  # HGI_SPARK_PREFIX names a link to someone's own folder
+    monkeypatch.setenv(local.PREFIX_ENV, str(target))
+    with open(os.devnull, "w") as quiet:
+        local.ensure_prefix(local.PrefixSpec(_version(), ("pip",), None), echo=quiet)
+    assert target.resolve() != users and users.is_dir()
+
+
 def test_a_failed_install_leaves_no_prefix(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv(local.CACHE_ENV, str(tmp_path / "cache"))
     spec = local.PrefixSpec(_version(), (str(tmp_path / "no-such-project"),), None)
@@ -108,10 +121,15 @@ def test_host_resources_are_this_machine() -> None:
     assert ram_mb * 1024 * 1024 <= os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") + 1024 * 1024
 
 
-def test_missing_tools_say_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_tools_say_how_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("JAVA_HOME", raising=False)
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(ToolError, match=r"java not found .*apt-get install openjdk-17-jre-headless"):
+        local.check_tools()
+    (tmp_path / "jdk" / "bin").mkdir(parents=True)
+    (tmp_path / "jdk" / "bin" / "java").touch()
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "jdk"))
+    with pytest.raises(ToolError, match=r"nginx not found .*apt-get install nginx-light"):
         local.check_tools()
 
 
