@@ -7,7 +7,8 @@ Measures, each on a fresh root:
   install    install-node's first run, split by its own steps (packages, venv, ...)
   rerun      the second run (must change nothing)
 with the host wheel cache (~/.cache/hgi-spark/pip) bound in, and without it (--no-wheel-cache, or
-both with --both). Set HGI_REPOSITORY to run another checkout's image definition.
+both with --both). Roots are unpacked on tmpfs when memory allows (packer_rootfs.scratch_parent);
+HGI_ROOTFS_DIR=/var/tmp forces the disk. Set HGI_REPOSITORY to run another checkout's image definition.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def one_run(scratch: Path, *, cold: bool, wheel_cache: bool) -> dict[str, float]
     times["base tarball" + (" (debootstrap)" if cold else " (cached)")] = time.monotonic() - started
     unpacked = time.monotonic()
     root = rootfs.NodeRoot.unpack(tarball, scratch)
-    times["unpack + prepare"] = time.monotonic() - unpacked
+    times[f"unpack + prepare (in {root.path.parent})"] = time.monotonic() - unpacked
     try:
         repo = Repository.default()
         cache = rootfs.CACHE_DIR / "pip" if wheel_cache else None
@@ -67,7 +68,7 @@ def main() -> None:
             times = one_run(Path(scratch), cold=args.cold and index == 0, wheel_cache=wheel_cache)
             print(f"\nwheel cache {'bound in' if wheel_cache else 'off'}:")
             for name, seconds in times.items():
-                print(f"  {name:<36} {seconds:7.1f} s")
+                print(f"  {name:<44} {seconds:7.1f} s")
 
 
 if __name__ == "__main__":

@@ -118,6 +118,25 @@ def base_tarball(cache_dir: Path = CACHE_DIR, day: datetime.date | None = None) 
     return tarball
 
 
+# Unpacked roots go to memory when there is room: pip writes 1.3 GB of small files, about 40 %
+# faster on tmpfs than on this machine's disk (measured: install-node 56 s against 90 s).
+TMPFS = Path("/dev/shm")
+TMPFS_MIN_AVAILABLE_GIB = 8
+
+
+def scratch_parent(fallback: Path) -> Path:
+    """Where to unpack a root: $HGI_ROOTFS_DIR, else /dev/shm with enough free memory, else fallback."""
+    if os.environ.get("HGI_ROOTFS_DIR"):
+        return Path(os.environ["HGI_ROOTFS_DIR"])
+    available_kib = 0
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            available_kib = int(line.split()[1])
+    if TMPFS.is_dir() and os.access(TMPFS, os.W_OK) and available_kib >= TMPFS_MIN_AVAILABLE_GIB * 1024 * 1024:
+        return TMPFS
+    return fallback
+
+
 @dataclass
 class Result:
     """One run inside the root."""
@@ -136,7 +155,8 @@ class NodeRoot:
 
     @classmethod
     def unpack(cls, tarball: Path, parent: Path) -> NodeRoot:
-        path = Path(tempfile.mkdtemp(dir=parent, prefix="node-root-"))
+        """Untar a fresh copy under ``scratch_parent(parent)``; ``remove()`` it when done."""
+        path = Path(tempfile.mkdtemp(dir=scratch_parent(parent), prefix="hgi-node-root-"))
         subprocess.run(["tar", "-C", str(path), "--numeric-owner", "-xpf", str(tarball)], check=True)
         root = cls(path)
         root.prepare()
@@ -276,6 +296,3 @@ def step_times(stderr: str) -> dict[str, tuple[float, str]]:
         result, _, seconds = rest.rpartition(" in ")
         times[name] = (float(seconds.removesuffix(" s")), result)
     return times
-
-
-__all__ = ["CACHE_DIR", "NodeRoot", "Result", "base_tarball", "diff_snapshots", "step_times"]
