@@ -50,6 +50,8 @@ def node_env(tmp_path: Path, venv: Path, role: str, **overrides: str) -> dict[st
         "APP_USER": "hgi",
         "HAIL_HOME": str(venv),
         "HAIL_VENV": str(venv),
+        "SPARK_HOME": "",  # as the spark-node module passes it: found in HAIL_VENV
+        "HAIL_JAR": "",
         "HAIL_TMP_DIR": str(tmp_path / "tmp"),
         "NODE_BIND_ADDRESS": "127.0.0.1",
         "SPARK_MASTER_HOST": "127.0.0.1",

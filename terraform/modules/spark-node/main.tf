@@ -8,6 +8,8 @@ locals {
     APP_USER                        = var.app_user
     HAIL_HOME                       = var.hail_home
     HAIL_VENV                       = var.hail_venv
+    SPARK_HOME                      = var.spark_home
+    HAIL_JAR                        = var.hail_jar
     HAIL_TMP_DIR                    = var.hail_tmp_dir
     NODE_BIND_ADDRESS               = var.bind_address
     SPARK_MASTER_HOST               = var.master_host

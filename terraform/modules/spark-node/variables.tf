@@ -75,6 +75,20 @@ variable "hail_venv" {
   }
 }
 
+variable "spark_home" {
+  description = "Spark's home; empty means the pyspark package inside hail_venv (always set, so an inherited SPARK_HOME never leaks in)."
+  type        = string
+  default     = ""
+  nullable    = false
+}
+
+variable "hail_jar" {
+  description = "Hail's hail-all-spark.jar; empty means the one inside hail_venv."
+  type        = string
+  default     = ""
+  nullable    = false
+}
+
 variable "hail_tmp_dir" {
   description = "The cluster's shared tmp directory, the same path on every node (exported by the master over NFS on OpenStack; a local folder locally)."
   type        = string
