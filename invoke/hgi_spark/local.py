@@ -195,7 +195,8 @@ def check_tools() -> None:
         java_home = os.environ.get("JAVA_HOME")
         if tool == "java" and java_home and (Path(java_home) / "bin" / "java").exists():
             continue
-        if shutil.which(tool) is None:
+        # nginx is in /usr/sbin, which a normal user's PATH on Debian does not name
+        if shutil.which(tool, path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin") is None:
             raise ToolError(f"{tool} not found (the local cluster needs it)", fix=f"install it with: {install}")
 
 

@@ -129,6 +129,7 @@ def test_missing_tools_say_how_to_install(monkeypatch: pytest.MonkeyPatch, tmp_p
     (tmp_path / "jdk" / "bin").mkdir(parents=True)
     (tmp_path / "jdk" / "bin" / "java").touch()
     monkeypatch.setenv("JAVA_HOME", str(tmp_path / "jdk"))
+    monkeypatch.setattr(local.shutil, "which", lambda tool, path=None: None)  # a machine without nginx
     with pytest.raises(ToolError, match=r"nginx not found .*apt-get install nginx-light"):
         local.check_tools()
 

@@ -315,3 +315,17 @@ def test_a_worker_without_a_master_fails_with_a_clear_line(tmp_path: Path, venv:
     assert done.returncode == 1
     assert "did not answer within 2 s" in done.stderr
     assert not (tmp_path / "worker" / "run" / "spark-worker.pid").exists()
+
+
+def test_nginx_is_found_in_sbin_for_a_user_whose_path_lacks_it(tmp_path: Path, venv: Path) -> None:
+    """Debian's nginx is /usr/sbin/nginx; a normal user's PATH has no sbin. The start gets past the
+    tool check and stops at the (taken) port check instead, so nothing starts."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        taken = server.getsockname()[1]
+        env = node_env(tmp_path, venv, "master", SPARK_MASTER_PORT=str(taken))
+        env["PATH"] = f"{Path(shutil.which('java') or '/usr/bin/java').parent}:/usr/bin:/bin"
+        done = run_node(env, "--role", "master")
+    assert "nginx not found" not in done.stderr
+    assert f"port {taken} on 127.0.0.1 (SPARK_MASTER_PORT) is already in use" in done.stderr

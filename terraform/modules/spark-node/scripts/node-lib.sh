@@ -96,7 +96,11 @@ require_tools() {
     command -v java >/dev/null 2>&1 || die "java not found: install it with 'apt-get install openjdk-17-jre-headless'"
   fi
   if [[ ${role} == master ]]; then
-    command -v "${NGINX:-nginx}" >/dev/null 2>&1 || die "nginx not found: install it with 'apt-get install nginx-light'"
+    # nginx lives in /usr/sbin, which a normal user's PATH on Debian does not name.
+    NGINX="${NGINX:-$(PATH="${PATH}:/usr/sbin:/sbin" command -v nginx || true)}"
+    if [[ -z "${NGINX}" ]] || ! command -v "${NGINX}" >/dev/null 2>&1; then
+      die "nginx not found: install it with 'apt-get install nginx-light'"
+    fi
   fi
 }
 
