@@ -32,16 +32,11 @@ RUN_NODE = REPO / "terraform" / "modules" / "spark-node" / "scripts" / "run-node
 
 
 def snippet(marker: str) -> str:
-    """The code block after ``<!-- hgi:MARKER -->`` in README.md, or in docs-snippets/local-cluster.md."""
-    for source in (REPO / "README.md", REPO / "docs-snippets" / "local-cluster.md"):
-        if not source.is_file():
-            continue
-        text = source.read_text(encoding="utf-8")
-        tag = f"<!-- hgi:{marker} -->"
-        if tag in text:
-            block = text.split(tag, 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
-            return block
-    raise AssertionError(f"no snippet hgi:{marker} in README.md or docs-snippets/local-cluster.md")
+    """The code block after ``<!-- hgi:MARKER -->`` in README.md: the tests run what users read."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    tag = f"<!-- hgi:{marker} -->"
+    assert tag in text, f"no snippet hgi:{marker} in README.md"
+    return text.split(tag, 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
 
 
 def readme_job() -> str:
