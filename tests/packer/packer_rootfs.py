@@ -1,4 +1,4 @@
-"""A minbase Debian 12 root filesystem to run the image's install script in, for real.
+"""A minbase root filesystem (Debian 12, Ubuntu 24.04) to run the image's install script in, for real.
 
 ``packer build`` needs Nova, but what packer runs inside the VM can run here: debootstrap a root
 once (cached as a tarball keyed by the date), unpack a fresh copy per run, and run the entry script
@@ -26,7 +26,6 @@ sys.path.insert(0, str(REPO / "invoke"))
 from hgi_spark import config, provisioning  # noqa: E402
 from hgi_spark.layout import Repository  # noqa: E402
 
-SUITE = "bookworm"
 CACHE_DIR = Path(os.environ.get("HGI_CACHE_DIR", Path.home() / ".cache" / "hgi-spark"))
 STAGING = "/tmp/hgi-spark-install"  # the same folder packer uploads to (packer/hail-base.pkr.hcl)
 PIP_CACHE_INSIDE = "/var/cache/hgi-spark-pip"
@@ -47,16 +46,46 @@ def host_mirror() -> str:
             fields = dict(
                 line.split(":", 1) for line in stanza.splitlines() if ":" in line and not line.startswith("#")
             )
-            suites = fields.get("Suites", "").split()
-            if SUITE in suites and fields.get("URIs"):
+            if "bookworm" in fields.get("Suites", "").split() and fields.get("URIs"):
                 return fields["URIs"].split()[0]
     one_line = Path("/etc/apt/sources.list")
     if one_line.is_file():
         for line in one_line.read_text().splitlines():
             parts = line.split()
-            if len(parts) >= 3 and parts[0] == "deb" and parts[2] == SUITE:
+            if len(parts) >= 3 and parts[0] == "deb" and parts[2] == "bookworm":
                 return parts[1]
     return "http://deb.debian.org/debian"
+
+
+@dataclass(frozen=True)
+class Base:
+    """A distribution the install script supports, as debootstrap builds it."""
+
+    name: str  # as install-node names it: ID-VERSION_ID of /etc/os-release
+    suite: str
+    mirror: str
+    components: str = "main"
+    script: str | None = None  # debootstrap script when this debootstrap does not know the suite
+    check_gpg: bool = True
+    security_mirror: str | None = None  # None: the same as mirror
+
+    def sources(self) -> str:
+        """apt sources of a cloud image of this base: release, updates and security."""
+        components = self.components.replace(",", " ")
+        lines = [f"deb {self.mirror} {self.suite}{pocket} {components}" for pocket in ("", "-updates")]
+        lines.append(f"deb {self.security_mirror or self.mirror} {self.suite}-security {components}")
+        return "\n".join(lines) + "\n"
+
+
+BASES = {
+    "debian-12": Base("debian-12", "bookworm", host_mirror(), security_mirror="http://deb.debian.org/debian-security"),
+    # Debian's debootstrap has no Ubuntu keyring here and no noble script: gutsy's fits every
+    # recent Ubuntu; the Release files are not verified by debootstrap (apt inside verifies them
+    # with the root's own ubuntu-keyring afterwards).
+    "ubuntu-24.04": Base(
+        "ubuntu-24.04", "noble", "http://archive.ubuntu.com/ubuntu", "main,universe", "gutsy", check_gpg=False
+    ),
+}
 
 
 def pip_index_env() -> dict[str, str]:
@@ -81,12 +110,13 @@ def pip_index_env() -> dict[str, str]:
     return env
 
 
-def base_tarball(cache_dir: Path = CACHE_DIR, day: datetime.date | None = None) -> Path:
-    """A tarball of a minbase Debian root, built by debootstrap once a day and shared (file lock)."""
+def base_tarball(base: str = "debian-12", cache_dir: Path = CACHE_DIR, day: datetime.date | None = None) -> Path:
+    """A tarball of a minbase root of ``base``, built by debootstrap once a day and shared (file lock)."""
+    spec = BASES[base]
     day = day or datetime.datetime.now(datetime.timezone.utc).date()
     folder = cache_dir / "debootstrap"
     folder.mkdir(parents=True, exist_ok=True)
-    tarball = folder / f"{SUITE}-minbase-amd64-{day:%Y%m%d}.tar"
+    tarball = folder / f"{spec.name}-{spec.suite}-minbase-amd64-{day:%Y%m%d}.tar"
     if tarball.is_file():
         return tarball
     with open(folder / ".lock", "w") as lock:
@@ -96,23 +126,23 @@ def base_tarball(cache_dir: Path = CACHE_DIR, day: datetime.date | None = None) 
         work = Path(tempfile.mkdtemp(dir=folder, prefix=".build-"))
         try:
             root = work / "root"
-            mirror = host_mirror()
-            log(f"debootstrap --variant=minbase {SUITE} from {mirror}")
+            argv = ["debootstrap", "--variant=minbase", f"--components={spec.components}"]
+            argv += [] if spec.check_gpg else ["--no-check-gpg"]
+            argv += [spec.suite, str(root), spec.mirror]
+            argv += [f"/usr/share/debootstrap/scripts/{spec.script}"] if spec.script else []
+            log(" ".join(argv))
             started = time.monotonic()
             # In a private mount namespace: debootstrap's own proc/sys mounts vanish with it.
             subprocess.run(
-                ["unshare", "--mount", "--propagation", "private", "debootstrap", "--variant=minbase", SUITE,
-                 str(root), mirror],
-                check=True,
-                stdout=subprocess.DEVNULL,
-            )  # fmt: skip
+                ["unshare", "--mount", "--propagation", "private", *argv], check=True, stdout=subprocess.DEVNULL
+            )
             partial = work / "base.tar"
             subprocess.run(["tar", "-C", str(root), "--numeric-owner", "-cf", str(partial), "."], check=True)
             partial.rename(tarball)
             log(f"base root cached as {tarball.name} in {time.monotonic() - started:.0f} s")
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        for old in folder.glob(f"{SUITE}-minbase-amd64-*.tar"):
+        for old in folder.glob(f"{spec.name}-*.tar"):
             if old != tarball:
                 old.unlink()
     return tarball
@@ -150,15 +180,16 @@ class Result:
 class NodeRoot:
     """A fresh unpacked root filesystem; ``remove()`` deletes it once nothing is mounted in it."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, base: str = "debian-12") -> None:
         self.path = path
+        self.base = BASES[base]
 
     @classmethod
-    def unpack(cls, tarball: Path, parent: Path) -> NodeRoot:
+    def unpack(cls, tarball: Path, parent: Path, base: str = "debian-12") -> NodeRoot:
         """Untar a fresh copy under ``scratch_parent(parent)``; ``remove()`` it when done."""
         path = Path(tempfile.mkdtemp(dir=scratch_parent(parent), prefix="hgi-node-root-"))
         subprocess.run(["tar", "-C", str(path), "--numeric-owner", "-xpf", str(tarball)], check=True)
-        root = cls(path)
+        root = cls(path, base)
         root.prepare()
         return root
 
@@ -182,11 +213,8 @@ class NodeRoot:
         policy = self.path / "usr/sbin/policy-rc.d"
         policy.write_text("#!/bin/sh\n# test harness: services never start in the chroot\nexit 101\n")
         policy.chmod(0o755)
-        # The same suites as the host (updates and security too, like a cloud image's sources).
-        host_sources = Path("/etc/apt/sources.list.d/debian.sources")
-        if host_sources.is_file():
-            shutil.copyfile(host_sources, etc / "apt/sources.list.d/debian.sources")
-            (etc / "apt/sources.list").unlink(missing_ok=True)
+        # Release, updates and security, like a cloud image's sources (debootstrap writes only one).
+        (etc / "apt/sources.list").write_text(self.base.sources())
 
     def stage(
         self,
