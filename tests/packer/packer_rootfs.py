@@ -239,6 +239,10 @@ class NodeRoot:
         assert image.constraints_file is not None
         shutil.copyfile(image.constraints_file, staging / "constraints.txt")
         shutil.copytree(repo.terraform_dir / "modules/spark-node/scripts", staging / "node", dirs_exist_ok=True)
+        return self.command(pip_cache=pip_cache)
+
+    def command(self, *, pip_cache: bool = False) -> str:
+        """install-node's command line as packer/hail-base.pkr.hcl runs it (plus ``--pip-cache``)."""
         return (
             f"bash {STAGING}/install-node --env-file {STAGING}/install.env"
             f" --constraints {STAGING}/constraints.txt --node-scripts {STAGING}/node"

@@ -136,3 +136,22 @@ def test_provisioners_upload_and_run_exactly_the_install_script() -> None:
     for flag, value in zip(flags, run.split(" --")[1:], strict=True):
         assert flag.lstrip("-") in value
         assert value.split()[1] in destinations, f"{flag} names a file that is not uploaded"
+
+
+def test_the_test_harness_stages_files_where_the_template_uploads_them() -> None:
+    """tests/packer/ runs install-node the way this template does: same folder, same flags."""
+    import packer_rootfs
+
+    template = hcl2.load(TEMPLATE.open())
+    staging = unquote(template["locals"][0]["staging"])
+    assert staging == packer_rootfs.STAGING
+    (run,) = [
+        unquote(line)
+        for kind, body in provisioners()
+        if kind == "shell"
+        for line in body.get("inline", [])
+        if "install-node --" in line
+    ]
+    template_command = run.replace("${local.staging}", staging).removeprefix("sudo -n ")
+    harness_command = packer_rootfs.NodeRoot(Path("/nonexistent")).command()
+    assert harness_command == template_command
