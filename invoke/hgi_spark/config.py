@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from . import yamlio
 from .errors import ConfigError
+from .files import write_atomic
 from .layout import DeploymentPaths, DeploymentRef, ImagePaths, ImageRef, Repository
 from .variables import Variable, model_for, read_variables
 
@@ -221,16 +220,7 @@ class Deployment:
         text = json.dumps(values, indent=2, sort_keys=True) + "\n"
         if target.is_file() and target.read_text(encoding="utf-8") == text:
             return target  # unchanged: keep its mtime, nothing to do
-        descriptor, temporary = tempfile.mkstemp(prefix=".tfvars.", dir=target.parent)
-        try:
-            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            os.chmod(temporary, 0o600)
-            os.replace(temporary, target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-        return target
+        return write_atomic(target, text, mode=0o600)
 
     def render_check(self) -> dict[str, Any]:
         """Validate everything that rendering needs, writing nothing."""

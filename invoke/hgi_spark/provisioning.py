@@ -8,10 +8,8 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from typing import Any
 from . import yamlio
 from .config import Image
 from .errors import ConfigError
+from .files import write_atomic
 from .layout import Repository
 
 # Where things live on the image. The node run scripts receive the same paths through their
@@ -139,14 +138,4 @@ def write_install_env(image: Image, path: Path, *, commit: str | None = None) ->
     except ValueError:
         source = str(image.paths.definition)
     text = render_install_env(env, source=source)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, text, mode=0o644)

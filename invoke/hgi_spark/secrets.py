@@ -8,13 +8,12 @@ nodes only ever get its hash, in the format JupyterLab's ``PasswordIdentityProvi
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets as random
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import NotFoundError
+from .files import write_atomic
 from .layout import DeploymentPaths
 
 PASSWORD_FILE = "jupyter-password"
@@ -48,18 +47,8 @@ def check_password(hashed: str, password: str) -> bool:
 
 
 def _write_private(path: Path, text: str) -> None:
-    """Write atomically, 0600, in a 0700 folder: the file never exists with looser permissions."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.parent.chmod(0o700)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(temporary, 0o600)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    """0600 in a 0700 folder: the file never exists with looser permissions."""
+    write_atomic(path, text, mode=0o600, folder_mode=0o700)
 
 
 def ensure_jupyter_password(paths: DeploymentPaths) -> JupyterSecret:

@@ -9,15 +9,14 @@ the authenticated API, not over the network path ssh would trust on first use; s
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, NotFoundError
+from .files import write_atomic
 from .layout import Repository
 
 BEGIN = "-----BEGIN SSH HOST KEY KEYS-----"
@@ -119,18 +118,8 @@ def render(spot: Target, known_hosts: Path, *, deployment: str) -> str:
 
 def write_known_hosts(path: Path, alias: str, keys: list[HostKey]) -> Path:
     """Write the pinned keys atomically, 0600 in a 0700 folder (the deployment's secrets/)."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     text = "".join(key.known_hosts_line(alias) + "\n" for key in keys)
-    descriptor, temporary = tempfile.mkstemp(prefix=".known_hosts.", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(temporary, 0o600)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, text, mode=0o600, folder_mode=0o700)
 
 
 def pin(outputs: Mapping[str, Any], read_console: Callable[[str], str], secrets_dir: Path, *, deployment: str) -> str:
