@@ -91,8 +91,11 @@ class DeploymentRef:
 
     @property
     def slug(self) -> str:
-        """The prefix of every cloud resource name, e.g. ``spark-ld14``."""
-        return f"{self.name}-{self.owner}"
+        """The prefix of every cloud resource name, e.g. ``spark-ld14``.
+
+        The same rule as terraform/modules/naming: '_' and '.' become '-' (Nova and DNS names).
+        """
+        return f"{re.sub(r'[_.]', '-', self.name)}-{re.sub(r'[_.]', '-', self.owner)}"
 
 
 @dataclass(frozen=True)

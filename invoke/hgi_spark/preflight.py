@@ -156,7 +156,7 @@ def request_from(deployment: Deployment) -> Request:
         network=None if network.get("create") else network.get("name"),
         create_network=bool(network.get("create")),
         external_network=s.get("external_network") or None,
-        keypair=f"{resource_prefix(deployment.ref.name, deployment.ref.owner)}-key",
+        keypair=f"{deployment.ref.slug}-key",
         public_key=public_key,
         public_key_problem=problem,
         volume_gb=int(s.get("tmp_volume_gb") or 0),
@@ -164,11 +164,6 @@ def request_from(deployment: Deployment) -> Request:
         security_group_rules=rules,
         source=source,
     )
-
-
-def resource_prefix(name: str, owner: str) -> str:
-    """The prefix of the deployment's cloud names, as terraform/modules/naming/main.tf makes it."""
-    return f"{re.sub(r'[_.]', '-', name)}-{re.sub(r'[_.]', '-', owner)}"
 
 
 def security_group_plan(root_module: Path, allowed_cidrs: int) -> tuple[int, int | None]:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from hgi_spark import preflight
+from hgi_spark.layout import DeploymentRef
 from hgi_spark.preflight import FAIL, NOT_CHECKED, OK, Request
 
 
@@ -369,8 +370,8 @@ def test_rules_of_an_unknown_shape_are_not_guessed(tmp_path):
 
 
 def test_resource_prefix_as_the_naming_module_makes_it():
-    assert preflight.resource_prefix("spark", "ld14") == "spark-ld14"
-    assert preflight.resource_prefix("spark", "j.smith_2") == "spark-j-smith-2"
+    assert DeploymentRef("spark", "ld14").slug == "spark-ld14"
+    assert DeploymentRef("spark", "j.smith_2").slug == "spark-j-smith-2"
 
 
 def test_request_from_the_example_deployment(tmp_path, monkeypatch):
