@@ -140,11 +140,6 @@ def test_apt_and_pip_caches_are_cleaned(installed: Installed) -> None:
     assert not (root.path / "root/.cache/pip").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="terraform/modules/spark-node/scripts/profile.d/hgi-spark.sh reads only the boot-time app.env "
-    "(rendered by run-node); on the image before boot it should fall back to /etc/hgi-spark/image.env",
-)
 def test_login_shell_has_the_spark_and_hail_environment(installed: Installed) -> None:
     result = inside(
         installed.root,
