@@ -150,6 +150,7 @@ class WrapperSettings(_Strict):
     """The ``terraform:`` section: how the wrapper runs terraform for this deployment."""
 
     parallelism: int = Field(default=10, ge=1, le=256)
+    wait_ready_s: int = Field(default=900, ge=0)  # after up/update, wait for nodes to report ready; 0: don't
     backend: S3Backend | None = None
 
 

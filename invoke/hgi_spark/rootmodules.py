@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from . import local, preflight
+from . import local, preflight, readiness
 from . import submit as remote
 
 if TYPE_CHECKING:
@@ -27,6 +27,8 @@ class Profile:
     preflight: checks before a plan (quota, image present ...); raise an HgiError to stop.
     status_rows: extra (label, value) rows for ``status``.
     submit: runs a job on the deployed cluster.
+    wait_ready: after ``up``/``update``, waits until the nodes say they are configured.
+    ready_rows: (label, value) rows for ``status`` about the nodes' readiness, given the outputs.
     """
 
     name: str
@@ -35,6 +37,8 @@ class Profile:
     preflight: Callable[[Deployment], None] | None = None
     status_rows: Callable[[Deployment], list[tuple[str, str]]] | None = None
     submit: Callable[..., Any] | None = None
+    wait_ready: Callable[[Deployment, Mapping[str, Any], Callable[[str], None]], None] | None = None
+    ready_rows: Callable[[Deployment, Mapping[str, Any]], list[tuple[str, str]]] | None = None
 
 
 def _spark_tfvars(deployment: Deployment) -> dict[str, Any]:
@@ -53,6 +57,8 @@ PROFILES: dict[str, Profile] = {
         preflight=preflight.before_plan,
         status_rows=preflight.status_rows,
         submit=remote.over_ssh,
+        wait_ready=readiness.after_apply,
+        ready_rows=readiness.status_rows,
     ),
     "spark-local": Profile(
         "spark-local",

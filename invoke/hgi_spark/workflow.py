@@ -27,6 +27,7 @@ from typing import Any, TextIO
 from . import config, credentials, locking, rootmodules
 from . import terraform as tf
 from .errors import ConfigError, RefusedError, UsageError
+from .files import write_atomic
 from .layout import DeploymentPaths, Repository
 
 PURPOSES = ("up", "update", "destroy")
@@ -352,18 +353,11 @@ def _make_plan(run: Run, purpose: str, rendered: Path) -> PlanSummary:
             "summary": summary.line(),
             "inputs": after,
         }
-        _write_private(run.paths.plan_record(purpose), json.dumps(record, indent=2, sort_keys=True) + "\n")
+        write_atomic(run.paths.plan_record(purpose), json.dumps(record, indent=2, sort_keys=True) + "\n")
     except BaseException:
         _remove_plan(run, purpose)
         raise
     return summary
-
-
-def _write_private(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    temporary.chmod(0o600)
-    temporary.replace(path)
 
 
 def plan(name: str | None, purpose: str, repo: Repository | None = None) -> PlanSummary:
@@ -441,7 +435,7 @@ def update(name: str | None, repo: Repository | None = None) -> dict[str, Any]:
     run = load(name, repo)
     with holding(run, "update"):
         _apply_plan(run, "update")
-        return _outputs(run)
+        return _outputs_when_ready(run)
 
 
 def down(name: str | None, repo: Repository | None = None) -> dict[str, Any]:
@@ -462,7 +456,7 @@ def up(name: str | None, repo: Repository | None = None) -> tuple[PlanSummary, d
         summary = _make_plan(run, "up", rendered)
         run.say(summary.line())
         _apply_plan(run, "up")
-        return summary, _outputs(run)
+        return summary, _outputs_when_ready(run)
 
 
 # --- read-only ---------------------------------------------------------------------------------------
@@ -487,6 +481,14 @@ def _outputs(run: Run) -> dict[str, Any]:
         state = _state(run) or {}
         return dict(state.get("outputs", {}))
     return run.terraform.outputs()
+
+
+def _outputs_when_ready(run: Run) -> dict[str, Any]:
+    """The outputs once the module's nodes report themselves configured (when its profile can tell)."""
+    result = _outputs(run)
+    if run.profile.wait_ready is not None:
+        run.profile.wait_ready(run.deployment, result, run.say)
+    return result
 
 
 def outputs(name: str | None, repo: Repository | None = None) -> dict[str, Any]:
@@ -528,4 +530,6 @@ def status(name: str | None, repo: Repository | None = None) -> Status:
     rows.append(("lock", holder.describe() if holder else "free"))
     if run.profile.status_rows is not None:
         rows.extend(run.profile.status_rows(d))
+    if run.profile.ready_rows is not None and state:
+        rows.extend(run.profile.ready_rows(d, state.get("outputs", {})))
     return Status(rows, dict((state or {}).get("outputs", {})) if state else {})
