@@ -41,25 +41,9 @@ variable "app_user" {
 }
 
 variable "ports" {
-  description = "Every port number of the cluster (deployments/defaults.yml)."
-  type = object({
-    ssh                = number
-    http               = number
-    https              = number
-    spark_master       = number
-    spark_master_ui    = number
-    spark_worker_ui    = number
-    spark_app_ui_first = number
-    spark_app_ui_last  = number
-    spark_driver       = number
-    spark_blockmanager = number
-    jupyter            = number
-    nfs                = number
-    rpcbind            = number
-    nfs_mountd         = number
-    nfs_statd          = number
-  })
-  nullable = false
+  description = "Every port number of the cluster (deployments/defaults.yml), passed through to each node. Its shape is declared once, by the root module (terraform/spark/variables.tf), and checked again by ../../../modules/spark-node where the ports are used."
+  type        = map(number)
+  nullable    = false
 }
 
 variable "master_flavor" {
