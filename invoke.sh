@@ -107,7 +107,7 @@ main() {
   fi
   [[ ${debug} -eq 0 ]] || export HGI_DEBUG=1
   venv_is_current || bootstrap_venv
-  exec "${VENV}/bin/invoke" --search-root "${ROOT}/invoke" --collection "${kind}" "$@"
+  exec "${VENV}/bin/python" "${ROOT}/invoke/front.py" --search-root "${ROOT}/invoke" --collection "${kind}" "$@"
 }
 
 main "$@"

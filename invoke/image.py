@@ -1,30 +1,36 @@
-"""Tasks of the ``image`` collection: thin wrappers over hgi_spark."""
+"""Tasks of the ``image`` collection: each reads its options, makes one library call, prints."""
 
 from invoke import Collection, task
 
-from taskhelpers import handled
+from taskhelpers import handled, image_name
 
 NAME_HELP = "the image as NAME/VERSION (default: $HGI_IMAGE, set by invoke.sh)"
+TARGET_HELP = "where the image goes: openstack (Glance, the default) or qemu (the local image cache)"
 
 
 @task(help={"name": NAME_HELP})
 @handled
 def validate(c, name=None):
     """Check the image definition (image.yml over its defaults)."""
-    from hgi_spark import config
+    from hgi_spark.core import config
 
-    config.load_image(name)
+    image = config.load_image(image_name(name))
+    print(f"valid: {image.ref}")
 
 
-@task(help={"name": NAME_HELP, "force": "build and replace the image even if Glance has it already"})
+@task(
+    help={
+        "name": NAME_HELP,
+        "force": "build and replace the image even if the target has it already",
+        "target": TARGET_HELP,
+    }
+)
 @handled
-def build(c, name=None, force=False):
-    """Build the image with packer, unless this project already has it in Glance."""
-    from hgi_spark import config, credentials, images
+def build(c, name=None, force=False, target="openstack"):
+    """Build the image with packer, unless the target already has it for the same inputs."""
+    from hgi_spark.images import operations
 
-    image = config.load_image(name)
-    result = images.build(image, credentials.openstack_environment(), force=force)
-    print(f"{result.image.name} {result.image.id} {'built' if result.built else 'already present'}")
+    print(operations.build_named(image_name(name), target=target, force=force).line())
 
 
 @task(
@@ -36,34 +42,33 @@ def build(c, name=None, force=False):
 @handled
 def share(c, name=None, with_=""):
     """Share this project's image with other projects (they then run accept)."""
-    from hgi_spark import config, credentials, images
+    from hgi_spark.core.errors import UsageError
+    from hgi_spark.images import operations
 
-    image = config.load_image(name)
-    result = images.share(image, credentials.openstack_environment(), images.parse_projects(with_))
-    for member in result.members:
-        print(f"{result.image.name} {member.project} {member.project_id} {member.status}")
+    projects = list(dict.fromkeys(p.strip() for p in with_.split(",") if p.strip()))
+    if not projects:
+        raise UsageError("no project to share with", fix="pass --with PROJECT[,PROJECT...] (names or IDs)")
+    for line in operations.share_named(image_name(name), projects):
+        print(line)
 
 
 @task(help={"name": NAME_HELP})
 @handled
 def accept(c, name=None):
     """Accept the image another project shared with this one (run with this project's credentials)."""
-    from hgi_spark import config, credentials, images
+    from hgi_spark.images import operations
 
-    image = config.load_image(name)
-    for accepted in images.accept(image, credentials.openstack_environment()):
-        print(f"{accepted.image.name} {accepted.image.id} accepted")
+    for line in operations.accept_named(image_name(name)):
+        print(line)
 
 
 @task(help={"name": NAME_HELP, "json": "print the status as JSON"})
 @handled
 def status(c, name=None, json=False):
-    """Is the image in Glance here or shared with this project: its versions and its members."""
-    from hgi_spark import config, credentials, images
+    """Where the image is: Glance here or shared with this project, and the local image cache."""
+    from hgi_spark.images import operations
 
-    image = config.load_image(name)
-    report = images.status(image, credentials.openstack_environment())
-    print(images.format_status(report, as_json=json))
+    print(operations.status_named(image_name(name), as_json=json))
 
 
 namespace = Collection(validate, build, share, accept, status)

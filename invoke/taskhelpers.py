@@ -1,4 +1,5 @@
-"""What every task shares: the one place where expected errors become a line and an exit code."""
+"""What every task shares: the default names invoke.sh sets, and the one place where expected
+errors become a line and an exit code."""
 
 from __future__ import annotations
 
@@ -11,12 +12,25 @@ from typing import Any
 
 from invoke import Exit
 
-from hgi_spark.errors import HgiError
+from hgi_spark.core.errors import HgiError
+
+DEPLOYMENT_ENV = "HGI_DEPLOYMENT"  # set by invoke.sh from `deployment NAME/OWNER`
+IMAGE_ENV = "HGI_IMAGE"  # set by invoke.sh from `image NAME/VERSION`
 
 
 def debugging() -> bool:
     """HGI_DEBUG=1 (or invoke.sh --debug) shows tracebacks for expected errors too."""
     return os.environ.get("HGI_DEBUG", "") not in ("", "0", "false", "no")
+
+
+def deployment_name(name: str | None) -> str | None:
+    """--name, else the deployment invoke.sh was called with."""
+    return name or os.environ.get(DEPLOYMENT_ENV) or None
+
+
+def image_name(name: str | None) -> str | None:
+    """--name, else the image invoke.sh was called with."""
+    return name or os.environ.get(IMAGE_ENV) or None
 
 
 def handled(body: Callable[..., Any]) -> Callable[..., Any]:

@@ -63,17 +63,19 @@ def one_run(scratch: Path, job: Path) -> dict[str, float]:
 
 
 def cold_install(scratch: Path) -> float:
-    from hgi_spark import config, local
+    from hgi_spark.clusters.local import prefix
+    from hgi_spark.core import config
+    from hgi_spark.core.layout import CACHE_ENV
 
     cache = scratch / "cold-cache"
-    os.environ[local.CACHE_ENV] = str(cache)
+    os.environ[CACHE_ENV] = str(cache)
     try:
         image = config.load_image("hail-base/1.0.0")
         started = time.perf_counter()
-        local.ensure_prefix(local.PrefixSpec.of(image))
+        prefix.ensure_prefix(prefix.PrefixSpec.of(image))
         return time.perf_counter() - started
     finally:
-        del os.environ[local.CACHE_ENV]
+        del os.environ[CACHE_ENV]
         shutil.rmtree(cache, ignore_errors=True)
 
 

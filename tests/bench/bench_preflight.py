@@ -22,11 +22,14 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "invoke")]
 
 from fixtures.openstack import neutron, nova, start_cloud  # noqa: E402
 
-from hgi_spark import preflight  # noqa: E402
+from hgi_spark.cloud import connection  # noqa: E402
+from hgi_spark.cloud.project import Project  # noqa: E402
+from hgi_spark.clusters.openstack import preflight  # noqa: E402
+from hgi_spark.clusters.openstack.request import Request  # noqa: E402
 
 
-def request() -> preflight.Request:
-    return preflight.Request(
+def request() -> Request:
+    return Request(
         deployment="spark/bench",
         master_flavor="m1.large",
         worker_flavor="m1.medium",
@@ -34,13 +37,12 @@ def request() -> preflight.Request:
         image="hail-base/9.9.9",
         glance_name="hail-base-9.9.9",
         network="hgi-net",
+        subnet_name=None,
         create_network=False,
         external_network="public",
         keypair="spark-bench-key",
         public_key=None,
         volume_gb=100,
-        security_groups=2,
-        security_group_rules=12,
     )
 
 
@@ -66,7 +68,10 @@ def main() -> None:
                 name="hail-base-9.9.9", disk_format="raw", container_format="bare", data=b"\0" * 1024
             )
             env = cloud.env("alice")
-            reports = [preflight.run(request(), env) for _ in range(args.runs)]
+            reports = [
+                preflight.run(request(), lambda: Project(connection.connect(env)), connection.describe(env))
+                for _ in range(args.runs)
+            ]
         finally:
             cloud.stop()
             if cache is not None:

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "invoke"))
 
 import packer_rootfs as rootfs  # noqa: E402
 
-from hgi_spark.layout import Repository  # noqa: E402
+from hgi_spark.core.layout import Repository  # noqa: E402
 
 # What an image definition for the base would name (see tests/packer/test_install_node.py).
 OVERRIDES = {"ubuntu-24.04": {"JAVA_VERSION": "11", "PYTHON_VERSION": "3.12"}}

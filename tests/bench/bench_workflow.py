@@ -63,8 +63,8 @@ def cycle_tasks(scratch: Path) -> list[float]:
 
 
 def cycle_library(scratch: Path) -> list[float]:
-    from hgi_spark import workflow
-    from hgi_spark.layout import Repository
+    from hgi_spark.core.layout import Repository
+    from hgi_spark.deploy import workflow
 
     tree = fresh_tree(scratch)
     repo = Repository(tree)

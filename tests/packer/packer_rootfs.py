@@ -23,8 +23,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "invoke"))
 
-from hgi_spark import config, provisioning  # noqa: E402
-from hgi_spark.layout import Repository  # noqa: E402
+from hgi_spark.core import config  # noqa: E402
+from hgi_spark.core.layout import Repository  # noqa: E402
+from hgi_spark.images import provisioning  # noqa: E402
 
 CACHE_DIR = Path(os.environ.get("HGI_CACHE_DIR", Path.home() / ".cache" / "hgi-spark"))
 STAGING = "/tmp/hgi-spark-install"  # the same folder packer uploads to (packer/hail-base.pkr.hcl)

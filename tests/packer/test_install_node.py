@@ -20,8 +20,8 @@ from pathlib import Path
 import packer_rootfs as rootfs
 import pytest
 
-from hgi_spark import config
-from hgi_spark.layout import Repository
+from hgi_spark.core import config
+from hgi_spark.core.layout import Repository
 
 pytestmark = [
     pytest.mark.slow,

@@ -55,7 +55,7 @@ def run_terraform(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess
 
 def example_tfvars() -> dict[str, Any]:
     """The example deployment's values as the wrapper renders them (deployments/spark/example)."""
-    from hgi_spark import config
+    from hgi_spark.core import config
 
     return config.load_deployment("spark/example").tfvars()
 

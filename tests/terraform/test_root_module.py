@@ -213,7 +213,7 @@ def test_nothing_is_open_to_the_world() -> None:
 
 
 def test_variables_parse_as_the_wrapper_reads_them() -> None:
-    from hgi_spark import variables
+    from hgi_spark.core import variables
 
     declared = variables.read_variables(SPARK)
     for variable in declared.values():
@@ -234,7 +234,7 @@ def test_variables_parse_as_the_wrapper_reads_them() -> None:
 
 
 def test_node_paths_match_the_image_layout() -> None:
-    from hgi_spark import provisioning
+    from hgi_spark.images import provisioning
 
     with (ROOT / "deployments" / "spark" / "defaults.yml").open(encoding="utf-8") as handle:
         paths = yaml.safe_load(handle)["node_paths"]

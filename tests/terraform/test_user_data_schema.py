@@ -137,9 +137,10 @@ def test_one_hundred_workers_render_in_one_run(render_cluster, cloud_init, tmp_p
 
 
 def test_the_wrapper_gives_the_master_its_password_hash(render_cluster, cloud_init, tmp_path: Path) -> None:
-    """The spark profile's extra tfvars: a password made once in secrets/, its hash in the user-data."""
-    from hgi_spark import config, rootmodules, secrets
-    from hgi_spark.layout import Repository
+    """The OpenStack cluster's extra tfvars: a password made once in secrets/, its hash in the user-data."""
+    from hgi_spark.clusters.openstack.cluster import OpenStackCluster
+    from hgi_spark.core import config, secrets
+    from hgi_spark.core.layout import Repository
 
     repo_root = tmp_path / "repo"
     for relative in (
@@ -154,13 +155,16 @@ def test_the_wrapper_gives_the_master_its_password_hash(render_cluster, cloud_in
         (repo_root / relative).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / relative, repo_root / relative)
     deployment = config.load_deployment("spark/example", Repository(repo_root))
-    extra = rootmodules.profile("spark").extra_tfvars(deployment)
+    cluster = OpenStackCluster(deployment, lambda _text: None)
+    cluster.prepare("up")
+    extra = cluster.extra_tfvars(None)
     values = deployment.tfvars(extra)
     secret = secrets.JupyterSecret.of(deployment.paths)
     password = secret.password_file.read_text().strip()
     assert secrets.check_password(values["jupyter_password_hash"], password)
     assert (secret.password_file.stat().st_mode & 0o777) == 0o600
-    assert rootmodules.profile("spark").extra_tfvars(deployment) == extra  # made once, stable
+    cluster.prepare("update")
+    assert cluster.extra_tfvars(None) == extra  # made once, stable
 
     cluster = render_cluster(1, jupyter_password_hash=values["jupyter_password_hash"])
     document = cluster["master_user_data"]

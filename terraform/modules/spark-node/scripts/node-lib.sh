@@ -316,10 +316,27 @@ http {
 NGINX
 }
 
+# Optional variables of the contract, kept with the required ones in a local node's node.env.
+readonly OPTIONAL_VARS=(
+  READY_TIMEOUT_S HTTPS_PORT TLS_CERT_FILE TLS_KEY_FILE NFS_EXPORT_CIDR SPARK_HOME HAIL_JAR JAVA_HOME NGINX
+)
+
+# A local node's environment, kept in STATE_DIR/node.env: a node a killed apply left running
+# outside terraform's state can still be inspected and stopped (run-node --env-file it --status).
+save_node_env() {
+  local role="$1" name
+  local -a names=("${COMMON_VARS[@]}" "${OPTIONAL_VARS[@]}")
+  if [[ ${role} == master ]]; then names+=("${MASTER_VARS[@]}"); else names+=("${WORKER_VARS[@]}"); fi
+  for name in "${names[@]}"; do
+    [[ -n "${!name+set}" ]] && printf '%s=%s\n' "${name}" "$(shell_quote "${!name}")"
+  done | write_file "${STATE_DIR}/node.env" 0600
+}
+
 # Everything ROLE needs on disk, written before anything starts.
 render_all() {
   local role="$1"
   mkdir -p "${CONF_DIR}" "${RUN_DIR}" "${LOG_DIR}" "${HAIL_TMP_DIR}"
+  [[ ${NODE_MODE} != local ]] || save_node_env "${role}"
   render_spark_defaults
   render_app_env
   if [[ ${role} == master ]]; then

@@ -1,0 +1,147 @@
+"""The local cluster's Hail environment: a venv with the image's versions, installed once per
+digest of those versions and constraints, shared by every local deployment, published atomically.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from hgi_spark.core.config import Image
+from hgi_spark.core.errors import ConfigError, ToolError
+from hgi_spark.core.layout import cache_dir
+
+PREFIX_ENV = "HGI_SPARK_PREFIX"  # use (or install into) exactly this prefix
+STAMP = ".hgi-spark-prefix.json"  # written last: a prefix without it is not installed
+
+
+def _stderr(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class PrefixSpec:
+    """What goes into a prefix: the image's versions and pip constraints; its digest names it."""
+
+    python: str
+    packages: tuple[str, ...]
+    constraints: Path | None
+
+    @classmethod
+    def of(cls, image: Image) -> PrefixSpec:
+        s = image.software
+        return cls(
+            python=s.python,
+            packages=(f"hail=={s.hail}", f"pyspark=={s.pyspark}", f"jupyterlab=={s.jupyterlab}"),
+            constraints=image.constraints_file,
+        )
+
+    @property
+    def digest(self) -> str:
+        constraints = self.constraints.read_bytes() if self.constraints else b""
+        document = {
+            "python": self.python,
+            "packages": list(self.packages),
+            "constraints": hashlib.sha256(constraints).hexdigest(),
+        }
+        return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def prefix_path(spec: PrefixSpec) -> Path:
+    """Where the prefix for ``spec`` is (or will be): $HGI_SPARK_PREFIX, or the cache keyed by digest."""
+    if os.environ.get(PREFIX_ENV):
+        return Path(os.environ[PREFIX_ENV]).expanduser().absolute()
+    return cache_dir() / f"prefix-{spec.digest}"
+
+
+def prefix_installed(path: Path, spec: PrefixSpec) -> bool:
+    try:
+        stamp = json.loads((path / STAMP).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return stamp.get("digest") == spec.digest and (path / "bin" / "python").exists()
+
+
+def _python_for(version: str) -> str:
+    """An interpreter of the image's Python version, to create the prefix's venv with."""
+    if f"{sys.version_info.major}.{sys.version_info.minor}" == version:
+        return sys.executable
+    found = shutil.which(f"python{version}")
+    if found:
+        return found
+    raise ToolError(
+        f"Python {version} (the image's version) not found",
+        fix=f"install it with: apt-get install python{version} python{version}-venv",
+    )
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """One installer per prefix at a time (two deployments brought up together share it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def ensure_prefix(spec: PrefixSpec, *, say: Callable[[str], None] | None = None) -> Path:
+    """Install hail, pyspark and jupyterlab once; later calls return at once.
+
+    The venv is built in a temporary folder beside the target and published by renaming a
+    symlink over the target name, so a prefix is either complete or absent (a venv cannot be
+    moved after it is made: its scripts name their own path).
+    """
+    target = prefix_path(spec)
+    if prefix_installed(target, spec):
+        return target
+    with _locked(target.parent / f".{target.name}.lock"):
+        if prefix_installed(target, spec):
+            return target
+        if target.exists() and not target.is_symlink():
+            raise ConfigError(
+                f"{target} exists but is not a complete Hail prefix",
+                fix=f"remove it, or point {PREFIX_ENV} elsewhere",
+            )
+        python = _python_for(spec.python)
+        build = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+        log = target.parent / f"{target.name}.install.log"
+        (say or _stderr)(f"installing {', '.join(spec.packages)} into {target} (once; about a minute; log: {log})")
+        try:
+            with open(log, "w") as out:
+                steps = [
+                    [python, "-m", "venv", str(build)],
+                    [str(build / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check"]
+                    + (["-c", str(spec.constraints)] if spec.constraints else [])
+                    + list(spec.packages),
+                ]
+                for step in steps:
+                    print("$ " + " ".join(step), file=out, flush=True)
+                    if subprocess.run(step, stdout=out, stderr=subprocess.STDOUT, check=False).returncode:
+                        raise ToolError(f"installing the Hail prefix failed at: {' '.join(step[:4])}", file=log)
+            stamp = {"digest": spec.digest, "packages": list(spec.packages), "python": spec.python}
+            (build / STAMP).write_text(json.dumps(stamp, indent=2) + "\n", encoding="utf-8")
+            link = target.parent / f".{target.name}.link"
+            link.unlink(missing_ok=True)
+            link.symlink_to(build.name)
+            old = target.resolve() if target.is_symlink() else None
+            os.replace(link, target)
+            # The prefix it replaces is removed only when it is one of ours (built here, by this code).
+            if old is not None and old.parent == build.parent and old.name.startswith(f".{target.name}-"):
+                shutil.rmtree(old, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(build, ignore_errors=True)
+            raise
+    return target

@@ -1,0 +1,233 @@
+"""The OpenStack cluster (``terraform/spark``): servers booted from the image, configured by cloud-init.
+
+What the workflow asks of it: the cloud's credentials for terraform, the pre-flight checks before a
+plan (never for a destroy plan, loudly skipped when asked), the security-group quota against the
+plan terraform made, the Jupyter password's hash, waiting for each new node's ready line on its
+console (and pinning the master's host keys then), status rows from the cloud, and submit /
+ssh-config over ssh with the pinned key.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from functools import cached_property
+from typing import Any
+
+from hgi_spark.clusters import readiness, remote
+from hgi_spark.clusters.base import Cluster, Purpose, Rows
+from hgi_spark.clusters.openstack import preflight
+from hgi_spark.clusters.openstack.report import NOT_CHECKED, Check, Report, require_ok
+from hgi_spark.clusters.openstack.request import Request, request_from
+from hgi_spark.core import secrets
+from hgi_spark.core.errors import CloudError, HgiError, NotFoundError
+
+# Set (to anything but 0) to skip the checks before plan/up, like --skip-preflight; said loudly.
+SKIP_ENV = "HGI_SKIP_PREFLIGHT"
+SERVER = "openstack_compute_instance_v2"
+
+
+def skip_asked(flag: bool) -> bool:
+    return flag or os.environ.get(SKIP_ENV, "") not in ("", "0")
+
+
+def server_ids(state: Mapping[str, Any] | None) -> dict[str, str]:
+    """Server name -> id of every server in the state (a replaced server has a new id)."""
+    ids = {}
+    for resource in (state or {}).get("resources", []):
+        if resource.get("type") != SERVER or resource.get("mode") != "managed":
+            continue
+        for instance in resource.get("instances", []):
+            attributes = instance.get("attributes") or {}
+            if attributes.get("name") and attributes.get("id"):
+                ids[str(attributes["name"])] = str(attributes["id"])
+    return ids
+
+
+class OpenStackCluster(Cluster):
+    """A master and N workers as servers of one OpenStack project."""
+
+    needs_cloud = True
+
+    def __init__(self, deployment: Any, say: Callable[[str], None] | None = None) -> None:
+        super().__init__(deployment, *([say] if say else []))
+        self._checked = False
+
+    # --- the cloud --------------------------------------------------------------------------
+
+    @cached_property
+    def credentials(self) -> dict[str, str]:
+        return dict(self.terraform_env())
+
+    def project(self) -> Any:
+        from hgi_spark.cloud import connection
+        from hgi_spark.cloud.project import Project
+
+        return Project(connection.connect(self.credentials))
+
+    def request(self) -> Request:
+        return request_from(self.deployment)
+
+    def preflight(self, *, steps: Sequence[str] | None = None) -> Report:
+        """The pre-flight report of this deployment (the ``preflight`` task, and before plans)."""
+        from hgi_spark.cloud import connection
+
+        try:
+            env = self.credentials
+        except HgiError as error:
+            report = Report(str(self.deployment.ref))
+            report.checks.append(Check("credentials", "FAIL", error.problem, fix=error.fix or ""))
+            return report
+        return preflight.run(self.request(), self.project, connection.describe(env), steps=steps)
+
+    # --- before terraform -------------------------------------------------------------------
+
+    def extra_tfvars(self, state: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The master's Jupyter password hash (read-only: ``prepare`` generates the password once)."""
+        secret = secrets.JupyterSecret.of(self.deployment.paths)
+        hashed = secret.hash_file.read_text(encoding="utf-8").strip() if secret.hash_file.is_file() else ""
+        return {"jupyter_password_hash": hashed}
+
+    def check(self, purpose: Purpose, state: Mapping[str, Any] | None, *, skip: bool = False) -> None:
+        """Show the pre-flight rows and stop on any FAIL; a destroy plan adds nothing, so it is not checked."""
+        if purpose == "destroy":
+            self.say("pre-flight: not needed for a destroy plan (it adds nothing to the cloud)")
+            return
+        if skip_asked(skip):
+            self.say(
+                f"WARNING: pre-flight checks of {self.deployment.ref} SKIPPED (--skip-preflight or {SKIP_ENV}): "
+                "nothing was checked against the cloud; the apply may fail half-way"
+            )
+            return
+        report = self.preflight()
+        self.say(report.table())
+        require_ok(
+            report,
+            fix=f"mend the rows marked FAIL above, or skip with --skip-preflight "
+            f"({self.command('preflight')} shows them again)",
+        )
+        self._checked = True
+
+    def prepare(self, purpose: Purpose) -> None:
+        if purpose != "destroy":
+            secrets.ensure_jupyter_password(self.deployment.paths)
+
+    def check_plan(self, purpose: Purpose, plan: Mapping[str, Any]) -> None:
+        """Security groups and rules the plan creates, against Neutron's quota (only when checked)."""
+        if not self._checked:
+            return
+        report = Report(str(self.deployment.ref))
+        probe = preflight.Probe(self.project(), self.request(), plan)
+        report.checks += preflight.guarded(
+            "network quota", lambda: [c for c in probe.network_quota_checks() if c.name.startswith("security")]
+        )
+        self.say(report.table())
+        require_ok(report, fix="ask for a larger network quota, or fewer allowed_cidrs")
+
+    # --- after an apply ---------------------------------------------------------------------
+
+    def console_reader(self) -> Callable[[str], str]:
+        project = self.project()
+
+        def read(name: str) -> str:
+            output = project.console_log(name)
+            if output is None:
+                raise NotFoundError(f"server {name} not found in this project", fix=f"see: {self.command('status')}")
+            return output
+
+        return read
+
+    def ready_record(self) -> readiness.ReadyRecord:
+        return readiness.ReadyRecord(self.deployment.paths.folder / "nodes-ready.json")
+
+    def wait_ready(self, outputs: Mapping[str, Any], state: Mapping[str, Any] | None) -> None:
+        """Wait for the ready line of every node created since the last wait; then pin the master's keys."""
+        lines = readiness.ready_lines(outputs)
+        timeout = self.deployment.wrapper.wait_ready_s
+        if not lines or timeout == 0:
+            return
+        read = self.console_reader()
+        readiness.wait_for_new_nodes(
+            lines, server_ids(state), self.ready_record(), read, timeout_s=timeout, say=self.say
+        )
+        try:
+            remote.pin(outputs, read, self.deployment.paths.known_hosts)
+        except HgiError as error:
+            self.say(f"note: the master's host keys are not pinned yet ({error.problem}); ssh-config will try again")
+
+    # --- read-only ----------------------------------------------------------------------------
+
+    def status_rows(self, state: Mapping[str, Any] | None, outputs: Mapping[str, Any]) -> Rows:
+        """The cloud as it stands (credentials, flavors, image, networks, key pair), the nodes' readiness."""
+        report = self.preflight(steps=preflight.STATUS_STEPS)
+        rows = [(f"cloud: {c.name}", f"{c.result}: {c.detail}" if c.detail else c.result) for c in report.checks]
+        lines = readiness.ready_lines(outputs)
+        if lines and report.ok:
+            try:
+                states = readiness.node_states(lines, self.console_reader())
+            except HgiError as error:
+                rows.append(("nodes", f"{NOT_CHECKED}: {error.problem}"))
+            else:
+                seen = self.ready_record().read()
+                ids = server_ids(state)
+                ready = sum(1 for s in states if s.state == readiness.READY or seen.get(s.name) == ids.get(s.name))
+                rows.append(("nodes", f"{ready} of {len(states)} configured"))
+                rows.extend(
+                    (f"node {s.name}", s.state + (f": {s.detail}" if s.detail else ""))
+                    for s in states
+                    if s.state != readiness.READY and seen.get(s.name) != ids.get(s.name)
+                )
+        for stray in self.strays(state):
+            rows.append(("running, not in state", stray))
+        return rows
+
+    def strays(self, state: Mapping[str, Any] | None) -> list[str]:
+        """Resources carrying this deployment's tags or metadata that the state does not hold."""
+        if state is None and not self.deployment.paths.state.exists():
+            return []
+        try:
+            project = self.project()
+            deployment = str(self.deployment.ref)
+            found = project.tagged(preflight.deployment_tags(deployment))
+            found += _servers_as_tagged(project, deployment)
+            found += project.volumes_with_metadata(preflight.DEPLOYMENT_METADATA, deployment)
+        except (HgiError, CloudError):
+            return []
+        known = _ids_in_state(state)
+        return [f"{t.kind} {t.name or t.id} ({t.id})" for t in found if t.id not in known]
+
+    # --- acting on the cluster --------------------------------------------------------------
+
+    def submit(
+        self, state: Mapping[str, Any] | None, outputs: Mapping[str, Any], script: str, args: Sequence[str]
+    ) -> int:
+        return remote.submit(outputs, self.deployment.paths.known_hosts, self.app_user, script, args)
+
+    @property
+    def app_user(self) -> str:
+        return str(self.deployment.settings.get("app_user") or "hgi")
+
+    def ssh_config(self, outputs: Mapping[str, Any]) -> str:
+        remote.target(outputs)  # no master yet: say so before asking for credentials
+        known_hosts = self.deployment.paths.known_hosts
+        spot = remote.target(outputs)
+        read = (lambda _name: "") if remote.pinned_keys(known_hosts, spot.alias) else self.console_reader()
+        return remote.entry(outputs, read, known_hosts, deployment=str(self.deployment.ref))
+
+
+def _servers_as_tagged(project: Any, deployment: str) -> list[Any]:
+    from hgi_spark.cloud.project import Tagged
+
+    return [
+        Tagged("server", s.id, s.name) for s in project.servers_with_metadata(preflight.DEPLOYMENT_METADATA, deployment)
+    ]
+
+
+def _ids_in_state(state: Mapping[str, Any] | None) -> set[str]:
+    ids = set()
+    for resource in (state or {}).get("resources", []):
+        for instance in resource.get("instances", []):
+            value = (instance.get("attributes") or {}).get("id")
+            if value:
+                ids.add(str(value))
+    return ids

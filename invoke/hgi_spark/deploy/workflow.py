@@ -1,0 +1,459 @@
+"""The guarded deployment workflow: render, init, validate, plan to a file, apply exactly that file.
+
+Rules (see invoke/README.md, "## deployment"):
+- ``up`` is the only step that plans and applies in one go; ``update`` and ``down`` apply only the
+  plan file ``plan --to update|destroy`` made, and refuse when it is missing or stale (plans.py).
+- A plan is removed once applied (or once an apply of it started), never reused.
+- The configuration is loaded and validated before anything is written, and one run at a time
+  holds the deployment (core/locking.py). No step deletes state.
+- What differs per kind of cluster is asked of its Cluster (clusters/), never decided by name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from hgi_spark import clusters
+from hgi_spark.clusters.base import PURPOSES, Cluster, Purpose
+from hgi_spark.core import config, locking, tables
+from hgi_spark.core.errors import ConfigError, NotFoundError, RefusedError, UsageError
+from hgi_spark.core.files import display
+from hgi_spark.core.layout import DeploymentPaths, Repository
+from hgi_spark.deploy import plans
+from hgi_spark.deploy import terraform as tf
+from hgi_spark.deploy.plans import PlanStatus, PlanSummary, plan_status
+
+# The task that applies each plan, for messages.
+APPLIED_BY = {"up": "up", "update": "update", "destroy": "down"}
+
+__all__ = ["PlanStatus", "PlanSummary", "Run", "load", "plan_status"]
+
+
+class StateUnreadable(ConfigError):
+    """The state file is there but is not a state terraform wrote (truncated, not JSON, too new)."""
+
+
+# --- one deployment, ready to run -------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """A loaded, validated deployment with its cluster and its terraform runner; one per task.
+
+    What a task needs more than once (the state, the wrapper's extra variables) is computed once
+    here and handed to the cluster.
+    """
+
+    deployment: config.Deployment
+    cluster: Cluster
+    terraform: tf.Terraform
+    echo: TextIO = field(default_factory=lambda: sys.stderr)
+    _state: Any = field(default=None, repr=False)
+    _state_read: bool = field(default=False, repr=False)
+    _extra: Mapping[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def paths(self) -> DeploymentPaths:
+        return self.deployment.paths
+
+    def command(self, task: str) -> str:
+        return self.deployment.ref.command(task)
+
+    def display(self, path: Path) -> str:
+        return display(path, self.deployment.repo.root)
+
+    def say(self, text: str) -> None:
+        print(text, file=self.echo, flush=True)
+
+    # --- state ------------------------------------------------------------------------------
+
+    def state(self, *, fresh: bool = False) -> dict[str, Any] | None:
+        """The state as terraform last wrote it (None before the first apply); read once per run."""
+        if fresh or not self._state_read:
+            self._state = self._read_state()
+            self._state_read = True
+        return self._state
+
+    def _read_state(self) -> dict[str, Any] | None:
+        if self.terraform.backend.type != "local":
+            self.terraform.require_same_backend()
+            if not (self.paths.data_dir / "terraform.tfstate").is_file():
+                raise RefusedError(
+                    "the remote backend is not initialised for this deployment", fix=f"run: {self.command('init')}"
+                )
+            return self.terraform.state_pull()
+        path = self.paths.state
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        return parse_state(text, self.display(path))
+
+    # --- variables ----------------------------------------------------------------------------
+
+    def extra_tfvars(self) -> Mapping[str, Any]:
+        """The cluster's extra variables, asked once per run."""
+        if self._extra is None:
+            self._extra = dict(self.cluster.extra_tfvars(self.state()))
+        return self._extra
+
+    def tfvars(self) -> dict[str, Any]:
+        return self.deployment.tfvars(self.extra_tfvars())
+
+    def with_cloud_credentials(self) -> None:
+        """Only kinds that talk to a cloud get (and may prompt for) credentials."""
+        extra = self.cluster.terraform_env()
+        if extra:
+            self.terraform.env = {**self.terraform.env, **extra}
+
+
+def parse_state(text: str, shown: str) -> dict[str, Any] | None:
+    """A state file's JSON, or one line naming the file and how to recover it."""
+    fix = f"restore {shown}.backup (the state before the last change) over it, or 'terraform state push' a good copy"
+    if not text.strip():
+        return None
+    try:
+        state = json.loads(text)
+    except ValueError as error:
+        raise StateUnreadable(
+            f"the state is not readable JSON ({error.msg} at line {error.lineno})", file=shown, fix=fix
+        ) from None
+    if not isinstance(state, dict) or "version" not in state:
+        raise StateUnreadable("the file is not a terraform state", file=shown, fix=fix)
+    if int(state.get("version", 0)) > 4:
+        raise StateUnreadable(
+            f"the state is of format version {state['version']}, newer than this terraform reads",
+            file=shown,
+            fix=f"use the terraform that wrote it ({state.get('terraform_version', '?')})",
+        )
+    return state
+
+
+def load(name: str | None, repo: Repository | None = None, *, echo: TextIO | None = None) -> Run:
+    """Load and validate the deployment; writes nothing (a bad YAML leaves no file behind)."""
+    deployment = config.load_deployment(name, repo)
+    backend = tf.Backend("local")
+    if deployment.wrapper.backend is not None:
+        backend = tf.s3_backend(deployment.wrapper.backend.model_dump())
+    echo = echo or sys.stderr
+    runner = tf.Terraform(
+        terraform_dir=deployment.repo.terraform_dir,
+        root_module=deployment.paths.root_module,
+        data_dir=deployment.paths.data_dir,
+        state=deployment.paths.state,
+        backend=backend,
+        echo=echo,
+    )
+
+    def say(text: str) -> None:
+        print(text, file=echo, flush=True)
+
+    return Run(deployment, clusters.for_deployment(deployment, say), runner, echo)
+
+
+@contextmanager
+def holding(run: Run, task: str) -> Iterator[None]:
+    with locking.hold(run.paths.lock, task, what=f"deployment {run.deployment.ref}"):
+        yield
+
+
+# --- the steps --------------------------------------------------------------------------------------------
+
+
+def _remove_plan(run: Run, purpose: str) -> None:
+    for path in (run.paths.plan_file(purpose), run.paths.plan_record(purpose)):
+        _inside(run, path).unlink(missing_ok=True)
+
+
+def _inside(run: Run, path: Path) -> Path:
+    """Every path a step removes must be directly in the deployment's folder."""
+    if path.resolve().parent != run.paths.folder.resolve():
+        raise RefusedError(f"refusing to touch {path}: not in {run.display(run.paths.folder)}/")
+    return path
+
+
+def check_purpose(purpose: str) -> Purpose:
+    if purpose not in PURPOSES:
+        raise UsageError(f"unknown plan purpose '{purpose}'", fix=f"use --to {'|'.join(PURPOSES)}")
+    return purpose  # type: ignore[return-value]
+
+
+def _clean(run: Run) -> list[Path]:
+    removed = []
+    for purpose in PURPOSES:
+        for path in (run.paths.plan_file(purpose), run.paths.plan_record(purpose)):
+            if path.exists():
+                _inside(run, path).unlink()
+                removed.append(path)
+    if run.paths.tfvars.exists():
+        _inside(run, run.paths.tfvars).unlink()
+        removed.append(run.paths.tfvars)
+    return removed
+
+
+def clean(name: str | None, repo: Repository | None = None) -> list[Path]:
+    """Remove plan files, their records and the rendered variables; never state, never elsewhere."""
+    run = load(name, repo)
+    with holding(run, "clean"):
+        return _clean(run)
+
+
+def _render(run: Run) -> Path:
+    return run.deployment.write_tfvars(run.extra_tfvars())
+
+
+def init(name: str | None, repo: Repository | None = None) -> None:
+    """terraform init in the deployment's own working directory and data dir."""
+    run = load(name, repo)
+    with holding(run, "init"):
+        run.terraform.init()
+
+
+def validate(name: str | None, repo: Repository | None = None) -> Path:
+    """Validate the YAML, render terraform.tfvars.json, init, and terraform validate."""
+    run = load(name, repo)
+    with holding(run, "validate"):
+        rendered = _render(run)
+        run.say(f"{run.display(run.paths.definition)}: the YAML and its variables are valid; rendered {rendered.name}")
+        run.terraform.init()
+        run.terraform.validate()
+        return rendered
+
+
+def _prepare(run: Run, purpose: Purpose, *, skip_checks: bool) -> Path:
+    """The cluster's checks and preparation for ``purpose``, render terraform.tfvars.json, init."""
+    run.cluster.check(purpose, run.state(), skip=skip_checks)
+    run.cluster.prepare(purpose)
+    rendered = _render(run)
+    run.terraform.init()
+    return rendered
+
+
+def _make_plan(run: Run, purpose: Purpose, rendered: Path) -> PlanSummary:
+    """Plan to ``<purpose>.tfplan`` and record its inputs; no plan file is left on failure."""
+    _remove_plan(run, purpose)
+    run.with_cloud_credentials()
+    plan_file = run.paths.plan_file(purpose)
+    try:
+        before = plans.fingerprint(run)
+        run.terraform.plan(
+            plan_file,
+            var_file=rendered,
+            destroy=purpose == "destroy",
+            parallelism=run.deployment.wrapper.parallelism,
+        )
+        shown = run.terraform.show_plan(plan_file)
+        summary = PlanSummary.from_json(purpose, shown)
+        strays = run.cluster.strays(run.state())
+        if strays and purpose == "destroy":
+            summary = dataclasses.replace(summary, strays=tuple(strays))
+        elif strays:
+            run.say(f"running, not in state: {', '.join(strays)} (this {purpose} replaces them)")
+        run.cluster.check_plan(purpose, shown)
+        after = plans.fingerprint(run)
+        changed = plans.differences(before, after)
+        if changed:
+            raise RefusedError(f"inputs changed while planning: {'; '.join(changed)}", fix="plan again")
+        plans.write_record(run, purpose, plan_file, summary, after)
+    except BaseException:
+        _remove_plan(run, purpose)
+        raise
+    return summary
+
+
+def plan(name: str | None, purpose: str, repo: Repository | None = None, *, skip_checks: bool = False) -> PlanSummary:
+    """``plan --to up|update|destroy``: write ``<purpose>.tfplan`` and its record, show a summary."""
+    wanted = check_purpose(purpose)
+    run = load(name, repo)
+    with holding(run, f"plan --to {wanted}"):
+        return _make_plan(run, wanted, _prepare(run, wanted, skip_checks=skip_checks))
+
+
+def _apply_plan(run: Run, purpose: Purpose) -> None:
+    """Apply exactly ``<purpose>.tfplan`` after checking it is fresh; it is removed afterwards."""
+    task = APPLIED_BY[purpose]
+    make = run.command(f"plan --to {purpose}")
+    status = plan_status(run, purpose)
+    if status is None:
+        raise RefusedError(
+            f"no {purpose} plan: {run.display(run.paths.plan_file(purpose))} does not exist",
+            fix=f"make one with: {make}, review it, then run '{task}'",
+        )
+    if not status.fresh:
+        shown = "; ".join(status.problems[:3])
+        more = f" (+{len(status.problems) - 3} more)" if len(status.problems) > 3 else ""
+        raise RefusedError(
+            f"stale {purpose} plan made {status.made}: {shown}{more}; nothing applied, plan left as is",
+            fix=f"make a new one with: {make}",
+        )
+    if status.summary:
+        run.say(f"applying: {status.summary}")
+    run.with_cloud_credentials()
+    try:
+        run.terraform.apply(status.path, parallelism=run.deployment.wrapper.parallelism)
+    finally:
+        _remove_plan(run, purpose)  # applied, failed or interrupted: a plan is never reused
+        run.state(fresh=True)
+    run.cluster.finish(purpose, run.state())
+
+
+def update(name: str | None, repo: Repository | None = None) -> dict[str, Any]:
+    """Apply ``update.tfplan``; returns the outputs once the nodes are ready."""
+    run = load(name, repo)
+    with holding(run, "update"):
+        _apply_plan(run, "update")
+        return _outputs_when_ready(run)
+
+
+def down(name: str | None, repo: Repository | None = None) -> dict[str, Any]:
+    """Apply ``destroy.tfplan``; returns what is left in the state's outputs (normally nothing)."""
+    run = load(name, repo)
+    with holding(run, "down"):
+        _apply_plan(run, "destroy")
+        return _outputs(run)
+
+
+def up(
+    name: str | None, repo: Repository | None = None, *, skip_checks: bool = False
+) -> tuple[PlanSummary, dict[str, Any]]:
+    """clean -> init -> validate -> plan up.tfplan -> apply exactly it -> remove it -> outputs."""
+    run = load(name, repo)
+    with holding(run, "up"):
+        _clean(run)
+        rendered = _prepare(run, "up", skip_checks=skip_checks)
+        run.terraform.validate()
+        summary = _make_plan(run, "up", rendered)
+        run.say(summary.line())
+        _apply_plan(run, "up")
+        return summary, _outputs_when_ready(run)
+
+
+# --- read-only ---------------------------------------------------------------------------------------
+
+
+def _outputs(run: Run) -> dict[str, Any]:
+    """``terraform output -json`` shape; read from the local state file when there is one (no init)."""
+    if run.terraform.backend.type == "local":
+        return dict((run.state() or {}).get("outputs", {}))
+    return run.terraform.outputs()
+
+
+def _outputs_when_ready(run: Run) -> dict[str, Any]:
+    """The outputs once the cluster's nodes report themselves configured (kinds that can tell)."""
+    result = _outputs(run)
+    run.cluster.wait_ready(result, run.state())
+    return result
+
+
+def outputs(name: str | None, repo: Repository | None = None) -> dict[str, Any]:
+    """The deployment's outputs (name -> {value, type, sensitive}); read-only, no lock needed."""
+    return _outputs(load(name, repo))
+
+
+@dataclass(frozen=True)
+class Status:
+    """Where a deployment stands: rows for people, outputs, and what could not be read."""
+
+    rows: list[tuple[str, str]]
+    outputs: dict[str, Any]
+    problems: tuple[str, ...] = ()
+
+    def as_dict(self, *, show_secrets: bool = False) -> dict[str, Any]:
+        return {
+            "status": dict(self.rows),
+            "outputs": tables.values(self.outputs, show_secrets=show_secrets),
+            "problems": list(self.problems),
+        }
+
+    def as_json(self, *, show_secrets: bool = False) -> str:
+        return json.dumps(self.as_dict(show_secrets=show_secrets), indent=2, sort_keys=True)
+
+    def as_text(self, *, show_secrets: bool = False) -> str:
+        return tables.table(self.rows) + "\n\n" + tables.outputs_text(self.outputs, show_secrets=show_secrets)
+
+
+def status(name: str | None, repo: Repository | None = None) -> Status:
+    """State, pending plans (fresh or stale, and why), lock, the cluster's own rows, outputs."""
+    run = load(name, repo)
+    d = run.deployment
+    rows = [("deployment", str(d.ref)), ("root module", run.display(d.paths.root_module) + "/")]
+    problems: list[str] = []
+    if run.terraform.backend.type == "local":
+        rows.append(("state", run.display(d.paths.state)))
+    else:
+        settings = run.terraform.backend.settings
+        rows.append(("state", f"{run.terraform.backend.type}://{settings.get('bucket')}/{settings.get('key')}"))
+    try:
+        state = run.state()
+    except StateUnreadable as error:
+        state = None
+        problems.append(error.message)
+        rows.append(("resources", f"UNREADABLE: {error.problem} ({error.fix})"))
+    else:
+        if state:
+            resources = state.get("resources", [])
+            instances = sum(len(r.get("instances", [])) for r in resources if r.get("mode") == "managed")
+            rows.append(("resources", f"{instances} (serial {state.get('serial')})"))
+        else:
+            rows.append(("resources", "none: not deployed"))
+    for purpose in PURPOSES:
+        try:
+            pending = plan_status(run, purpose) if not problems else None
+        except StateUnreadable:
+            pending = None
+        if pending is None:
+            continue
+        verdict = "fresh" if pending.fresh else "stale: " + "; ".join(pending.problems)
+        what = (pending.summary or "").removeprefix(f"{purpose} plan: ")
+        rows.append((f"{purpose} plan", f"{what} (made {pending.made}; {verdict})"))
+    holder = locking.holder(d.paths.lock)
+    rows.append(("lock", holder.describe() if holder else "free"))
+    outputs = dict((state or {}).get("outputs", {}))
+    rows.extend(run.cluster.status_rows(state, outputs))
+    return Status(rows, outputs, tuple(problems))
+
+
+def nodes(name: str | None, repo: Repository | None = None) -> list[Any]:
+    """Per-node health of a running cluster (``status --nodes``)."""
+    run = load(name, repo)
+    state = run.state()
+    return run.cluster.nodes(state, dict((state or {}).get("outputs", {})))
+
+
+def _deployed(run: Run) -> dict[str, Any]:
+    result = _outputs(run)
+    if not result:
+        raise NotFoundError(f"deployment {run.deployment.ref} is not up", fix=f"bring it up: {run.command('up')}")
+    return result
+
+
+def submit(name: str | None, script: str, args: Sequence[str], repo: Repository | None = None) -> int:
+    """Run a Python script on the deployment's cluster; returns its exit code."""
+    run = load(name, repo)
+    outputs = _deployed(run)
+    return run.cluster.submit(run.state(), outputs, script, list(args))
+
+
+def ssh_config(name: str | None, repo: Repository | None = None) -> str:
+    """A ``~/.ssh/config`` entry for the deployment's master, its host key pinned."""
+    run = load(name, repo)
+    return run.cluster.ssh_config(_outputs(run))
+
+
+def preflight(name: str | None, repo: Repository | None = None) -> Any:
+    """The ``preflight`` task: the cloud checks of a deployment whose kind has them."""
+    run = load(name, repo)
+    report = getattr(run.cluster, "preflight", None)
+    if report is None:
+        raise UsageError(
+            f"deployment {run.deployment.ref} runs terraform/{run.deployment.ref.name}/: there is no cloud to check",
+            fix="preflight is for OpenStack deployments such as spark/OWNER",
+        )
+    return report()
