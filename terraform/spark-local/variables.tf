@@ -105,9 +105,6 @@ variable "ports" {
     spark_blockmanager = number
     jupyter            = number
     nfs                = number
-    rpcbind            = number
-    nfs_mountd         = number
-    nfs_statd          = number
   })
 
   validation {

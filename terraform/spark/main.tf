@@ -5,7 +5,10 @@
 
 # --- what the cloud already has -------------------------------------------------------------------
 
+# The image is a deliberate input: the wrapper passes var.image_id (resolved from Glance at the
+# first `up`, then pinned from the state). Only without it is the image looked up by name here.
 data "openstack_images_image_v2" "node" {
+  count       = var.image_id == "" ? 1 : 0
   name        = var.image.glance_name
   most_recent = true
 }
@@ -40,28 +43,31 @@ data "openstack_networking_subnet_v2" "existing" {
 module "cluster" {
   source = "./modules/cluster"
 
-  deployment_name       = var.deployment_name
-  deployment_owner      = var.deployment_owner
-  image                 = var.image
-  workers               = var.workers
-  app_user              = var.app_user
-  ports                 = var.ports
-  master_flavor         = { vcpus = data.openstack_compute_flavor_v2.master.vcpus, ram_mb = data.openstack_compute_flavor_v2.master.ram }
-  worker_flavor         = { vcpus = data.openstack_compute_flavor_v2.worker.vcpus, ram_mb = data.openstack_compute_flavor_v2.worker.ram }
-  sizing                = var.sizing
-  spark                 = var.spark
-  node_paths            = var.node_paths
-  ready_timeout_s       = var.ready_timeout_s
-  master_address        = openstack_networking_port_v2.master.all_fixed_ips[0]
-  worker_addresses      = [for port in openstack_networking_port_v2.worker : port.all_fixed_ips[0]]
-  subnet_cidr           = local.subnet_cidr
-  jupyter_password_hash = var.jupyter_password_hash
-  tls_certificate_pem   = var.tls == null ? "" : file(pathexpand(var.tls.certificate_file))
-  tls_private_key_pem   = var.tls == null ? "" : file(pathexpand(var.tls.key_file))
-  tmp_volume_id         = var.tmp_volume_gb > 0 ? openstack_blockstorage_volume_v3.master_tmp[0].id : ""
+  deployment_name          = var.deployment_name
+  deployment_owner         = var.deployment_owner
+  image                    = var.image
+  workers                  = var.workers
+  app_user                 = var.app_user
+  ports                    = var.ports
+  internal_ephemeral_ports = var.internal_ephemeral_ports
+  master_flavor            = { vcpus = data.openstack_compute_flavor_v2.master.vcpus, ram_mb = data.openstack_compute_flavor_v2.master.ram }
+  worker_flavor            = { vcpus = data.openstack_compute_flavor_v2.worker.vcpus, ram_mb = data.openstack_compute_flavor_v2.worker.ram }
+  sizing                   = var.sizing
+  spark                    = var.spark
+  node_paths               = var.node_paths
+  ready_timeout_s          = var.ready_timeout_s
+  master_address           = openstack_networking_port_v2.master.all_fixed_ips[0]
+  worker_addresses         = [for port in openstack_networking_port_v2.worker : port.all_fixed_ips[0]]
+  subnet_cidr              = local.subnet_cidr
+  jupyter_password_hash    = var.jupyter_password_hash
+  tls_certificate_pem      = var.tls == null ? "" : file(pathexpand(var.tls.certificate_file))
+  tls_private_key_pem      = var.tls == null ? "" : file(pathexpand(var.tls.key_file))
+  tmp_volume_id            = var.tmp_volume_gb > 0 ? openstack_blockstorage_volume_v3.master_tmp[0].id : ""
 }
 
 locals {
+  image_id = var.image_id != "" ? var.image_id : data.openstack_images_image_v2.node[0].id
+
   names = module.cluster.names
   tags  = module.cluster.tags
 
@@ -121,30 +127,9 @@ locals {
     }
   }
 
-  # Between cluster members only (remote group = the internal group itself). Spark may move a
-  # busy port up by its retries: the driver and block manager range covers them.
-  spark_port_retries = var.ports.spark_app_ui_last - var.ports.spark_app_ui_first
-  internal_rules = {
-    "spark-master tcp"    = { protocol = "tcp", min = var.ports.spark_master, max = var.ports.spark_master }
-    "spark-master-ui tcp" = { protocol = "tcp", min = var.ports.spark_master_ui, max = var.ports.spark_master_ui }
-    "spark-worker-ui tcp" = { protocol = "tcp", min = var.ports.spark_worker_ui, max = var.ports.spark_worker_ui }
-    "spark-app-ui tcp"    = { protocol = "tcp", min = var.ports.spark_app_ui_first, max = var.ports.spark_app_ui_last }
-    "spark-driver-blockmanager tcp" = {
-      protocol = "tcp"
-      min      = min(var.ports.spark_driver, var.ports.spark_blockmanager)
-      max      = max(var.ports.spark_driver, var.ports.spark_blockmanager) + local.spark_port_retries
-    }
-    "spark-rpc-ephemeral tcp" = { protocol = "tcp", min = var.internal_ephemeral_ports.first, max = var.internal_ephemeral_ports.last }
-    "nfs tcp"                 = { protocol = "tcp", min = var.ports.nfs, max = var.ports.nfs }
-    "nfs udp"                 = { protocol = "udp", min = var.ports.nfs, max = var.ports.nfs }
-    "rpcbind tcp"             = { protocol = "tcp", min = var.ports.rpcbind, max = var.ports.rpcbind }
-    "rpcbind udp"             = { protocol = "udp", min = var.ports.rpcbind, max = var.ports.rpcbind }
-    "nfs-mountd tcp"          = { protocol = "tcp", min = var.ports.nfs_mountd, max = var.ports.nfs_mountd }
-    "nfs-mountd udp"          = { protocol = "udp", min = var.ports.nfs_mountd, max = var.ports.nfs_mountd }
-    "nfs-statd tcp"           = { protocol = "tcp", min = var.ports.nfs_statd, max = var.ports.nfs_statd }
-    "nfs-statd udp"           = { protocol = "udp", min = var.ports.nfs_statd, max = var.ports.nfs_statd }
-    "ssh tcp"                 = { protocol = "tcp", min = var.ports.ssh, max = var.ports.ssh }
-  }
+  # Between cluster members only (remote group = the internal group itself): Spark's ports and
+  # NFSv4 (2049/tcp only), computed in modules/cluster (local.internal_rules there says why).
+  internal_rules = module.cluster.internal_rules
 }
 
 resource "openstack_networking_secgroup_v2" "external" {
@@ -155,7 +140,7 @@ resource "openstack_networking_secgroup_v2" "external" {
 
 resource "openstack_networking_secgroup_v2" "internal" {
   name        = local.names.secgroups.internal
-  description = "${local.names.prefix}: Spark, NFS and ssh between cluster members only"
+  description = "${local.names.prefix}: Spark, NFSv4 and ssh between cluster members only"
   tags        = local.tags
 }
 
@@ -228,41 +213,82 @@ resource "openstack_compute_keypair_v2" "this" {
   public_key = trimspace(file(pathexpand(var.ssh_public_key_file)))
 }
 
+# A bigger tmp_volume_gb extends the attached volume in place: the provider's update calls
+# Cinder's extend (microversion 3.42, "in-use") only with this set, and fails otherwise with
+# "volume is attached to the instance and resizing online is disabled"
+# (terraform-provider-openstack v3.x, openstack/resource_openstack_blockstorage_volume_v3.go,
+# resourceBlockStorageVolumeV3Update, `if v.Status == "in-use"`). `size` is not ForceNew there, so
+# a growing volume is never replaced; the master's hgi-spark-grow-tmp unit (run-node) then grows
+# its ext4 filesystem. A smaller size is also sent to extend, which Cinder refuses mid-apply:
+# the wrapper refuses shrinking before it plans.
 resource "openstack_blockstorage_volume_v3" "master_tmp" {
   count             = var.tmp_volume_gb > 0 ? 1 : 0
   name              = local.names.volume
   description       = "${local.names.prefix}: the master's shared tmp directory (HAIL_TMP_DIR)"
   size              = var.tmp_volume_gb
   volume_type       = var.tmp_volume_type
-  availability_zone = var.availability_zone
+  availability_zone = var.volume_availability_zone != null ? var.volume_availability_zone : var.availability_zone
   metadata          = module.cluster.metadata.master
+
+  enable_online_resize = true
 }
 
 locals {
-  # With a tmp volume the master lists its disks: the image on a local root disk, and the volume
-  # attached before the first boot, so cloud-init finds it (an attachment made after the server
-  # is up could race cloud-init's mounts).
-  master_block_devices = var.tmp_volume_gb > 0 ? [
-    {
-      uuid                  = data.openstack_images_image_v2.node.id
-      source_type           = "image"
-      destination_type      = "local"
-      boot_index            = 0
-      delete_on_termination = true
-    },
-    {
-      uuid                  = openstack_blockstorage_volume_v3.master_tmp[0].id
-      source_type           = "volume"
-      destination_type      = "volume"
-      boot_index            = -1
-      delete_on_termination = false
-    },
-  ] : []
+  # Disks of a node, in boot order. The root disk is the image on the flavor's local disk, or with
+  # boot_from_volume a Cinder volume made from the image (deleted with the server). The master
+  # also gets the tmp volume, attached before the first boot so cloud-init finds it (an attachment
+  # made after the server is up could race cloud-init's mounts). Every block_device argument is
+  # ForceNew (openstack/resource_openstack_compute_instance_v2.go, "block_device" schema).
+  root_block_device = var.boot_from_volume == null ? {
+    uuid                  = local.image_id
+    source_type           = "image"
+    destination_type      = "local"
+    boot_index            = 0
+    delete_on_termination = true
+    volume_size           = null
+    volume_type           = null
+    } : {
+    uuid                  = local.image_id
+    source_type           = "image"
+    destination_type      = "volume"
+    boot_index            = 0
+    delete_on_termination = true
+    volume_size           = var.boot_from_volume.size_gb
+    volume_type           = var.boot_from_volume.volume_type
+  }
+  tmp_block_device = var.tmp_volume_gb > 0 ? [{
+    uuid                  = openstack_blockstorage_volume_v3.master_tmp[0].id
+    source_type           = "volume"
+    destination_type      = "volume"
+    boot_index            = -1
+    delete_on_termination = false
+    volume_size           = null
+    volume_type           = null
+  }] : []
+  # Without a volume of any kind a node lists no block device (Nova boots image_id locally).
+  master_block_devices = var.boot_from_volume == null && var.tmp_volume_gb == 0 ? [] : concat([local.root_block_device], local.tmp_block_device)
+  worker_block_devices = var.boot_from_volume == null ? [] : [local.root_block_device]
+
+  # image_id only when a block device does not carry the image: booted from a volume, the provider
+  # records image_id as "Attempt to boot from volume - no image supplied" (setImageInformation in
+  # resource_openstack_compute_instance_v2.go), so a set image_id would differ on every plan.
+  instance_image_id = var.boot_from_volume == null ? local.image_id : null
+}
+
+# The image the nodes were created from. image_id is not ForceNew on openstack_compute_instance_v2:
+# a changed ID makes the provider call Nova's rebuild in place (resourceComputeInstanceV2Update,
+# `if d.HasChange("image_id") ... servers.Rebuild`), which wipes the root disk under a running
+# node without showing a replacement in the plan (and a boot volume's image is not rebuilt at all).
+# Instead, every server is replaced when this changes (replace_triggered_by): a deliberate,
+# visible `-/+` on each node, and the user-data runs again on the new ones.
+resource "terraform_data" "image" {
+  input            = local.image_id
+  triggers_replace = local.image_id
 }
 
 resource "openstack_compute_instance_v2" "master" {
   name              = local.names.master
-  image_id          = data.openstack_images_image_v2.node.id
+  image_id          = local.instance_image_id
   flavor_id         = data.openstack_compute_flavor_v2.master.id
   key_pair          = openstack_compute_keypair_v2.this.name
   availability_zone = var.availability_zone
@@ -281,14 +307,20 @@ resource "openstack_compute_instance_v2" "master" {
       destination_type      = block_device.value.destination_type
       boot_index            = block_device.value.boot_index
       delete_on_termination = block_device.value.delete_on_termination
+      volume_size           = block_device.value.volume_size
+      volume_type           = block_device.value.volume_type
     }
+  }
+
+  lifecycle {
+    replace_triggered_by = [terraform_data.image]
   }
 }
 
 resource "openstack_compute_instance_v2" "worker" {
   count             = var.workers
   name              = local.names.workers[count.index]
-  image_id          = data.openstack_images_image_v2.node.id
+  image_id          = local.instance_image_id
   flavor_id         = data.openstack_compute_flavor_v2.worker.id
   key_pair          = openstack_compute_keypair_v2.this.name
   availability_zone = var.availability_zone
@@ -297,6 +329,23 @@ resource "openstack_compute_instance_v2" "worker" {
 
   network {
     port = openstack_networking_port_v2.worker[count.index].id
+  }
+
+  dynamic "block_device" {
+    for_each = local.worker_block_devices
+    content {
+      uuid                  = block_device.value.uuid
+      source_type           = block_device.value.source_type
+      destination_type      = block_device.value.destination_type
+      boot_index            = block_device.value.boot_index
+      delete_on_termination = block_device.value.delete_on_termination
+      volume_size           = block_device.value.volume_size
+      volume_type           = block_device.value.volume_type
+    }
+  }
+
+  lifecycle {
+    replace_triggered_by = [terraform_data.image]
   }
 }
 

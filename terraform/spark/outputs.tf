@@ -71,3 +71,16 @@ output "metadata" {
   description = "The metadata every server carries (deployment, owner, image, role): how `status` finds them."
   value       = module.cluster.metadata
 }
+
+output "node_images" {
+  description = "The Glance image ID each node was created from, keyed by server name: what the wrapper passes back as image_id to keep a running cluster on its image. Read from Nova (the server's image, or with boot_from_volume the boot volume's image metadata)."
+  value = merge(
+    { (local.names.master) = var.boot_from_volume == null ? openstack_compute_instance_v2.master.image_id : openstack_compute_instance_v2.master.block_device[0].uuid },
+    { for i, server in openstack_compute_instance_v2.worker : local.names.workers[i] => var.boot_from_volume == null ? server.image_id : server.block_device[0].uuid },
+  )
+}
+
+output "image_id" {
+  description = "The image ID this configuration boots new nodes from (var.image_id, or the newest image named image.glance_name when it was empty)."
+  value       = terraform_data.image.output
+}

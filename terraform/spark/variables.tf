@@ -42,6 +42,18 @@ variable "image" {
   }
 }
 
+variable "image_id" {
+  description = "Glance ID of the image the nodes boot, set by the wrapper: resolved from Glance by image.glance_name at the first `up`, then the ID recorded in the state (output node_images) for a running cluster. Empty looks the image up by name (the newest of that name). Changing it replaces every node (terraform_data.image in main.tf), visibly in the plan; it never rebuilds one in place."
+  type        = string
+  default     = ""
+  nullable    = false
+
+  validation {
+    condition     = var.image_id == "" || can(regex("^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", var.image_id))
+    error_message = "image_id must be empty (look the image up by image.glance_name) or a Glance image ID (a UUID, openstack image list)."
+  }
+}
+
 variable "jupyter_password_hash" {
   description = "Hash of the JupyterLab password (jupyter_server's passwd() format). Set by the wrapper from the password it generates once per deployment and keeps in secrets/; never in the YAML. The master refuses to render without it."
   type        = string
@@ -78,9 +90,6 @@ variable "ports" {
     spark_blockmanager = number
     jupyter            = number
     nfs                = number
-    rpcbind            = number
-    nfs_mountd         = number
-    nfs_statd          = number
   })
   nullable = false
 
@@ -103,13 +112,14 @@ variable "ports" {
 # --- deployments/spark/defaults.yml and deployment.yml ---------------------------------------------
 
 variable "workers" {
-  description = "Number of Spark workers."
+  description = "Number of Spark workers, 0 to 999. Growing or shrinking the count adds or removes the last workers only: names, user-data and metadata of the others do not depend on it."
   type        = number
   nullable    = false
 
   validation {
-    condition     = var.workers == floor(var.workers) && var.workers >= 0 && var.workers <= 1000
-    error_message = "workers must be a whole number from 0 to 1000."
+    # Worker names have three digits (terraform/modules/naming), whatever the count.
+    condition     = var.workers == floor(var.workers) && var.workers >= 0 && var.workers <= 999
+    error_message = "workers must be a whole number from 0 to 999 (workers are named worker-001 .. worker-999)."
   }
 }
 
@@ -136,8 +146,27 @@ variable "worker_flavor" {
 }
 
 variable "availability_zone" {
-  description = "Nova availability zone of the nodes and Cinder zone of the tmp volume; null lets the cloud choose."
+  description = "Nova availability zone of the nodes (and Cinder zone of the tmp volume unless volume_availability_zone is set); null lets the cloud choose. Changing it replaces every node (ForceNew)."
   type        = string
+}
+
+variable "volume_availability_zone" {
+  description = "Cinder availability zone of the master's tmp volume, for clouds whose compute and volume zones have different names; null uses availability_zone. Changing it replaces the volume (ForceNew): its data is lost."
+  type        = string
+}
+
+variable "boot_from_volume" {
+  description = "Boot every node from a Cinder volume made from the image (size_gb, volume_type: null for the cloud's default), for flavors with no or a small root disk; null boots from the image on the flavor's local disk. The boot volumes are deleted with their servers. Changing it replaces every node."
+  type = object({
+    size_gb     = number
+    volume_type = optional(string)
+  })
+
+  validation {
+    # `||` does not short-circuit in terraform: the size check is guarded by the conditional.
+    condition     = var.boot_from_volume == null ? true : try(var.boot_from_volume.size_gb == floor(var.boot_from_volume.size_gb) && var.boot_from_volume.size_gb >= 1 && var.boot_from_volume.size_gb <= 65536, false)
+    error_message = "boot_from_volume must be null (boot from the image on the local disk) or {size_gb: N} with N a whole number of GB from 1 to 65536 (at least the image's min_disk), and optionally volume_type."
+  }
 }
 
 variable "external_network" {
@@ -222,7 +251,7 @@ variable "ssh_user" {
 }
 
 variable "tmp_volume_gb" {
-  description = "Size in GB of a Cinder volume mounted at the master's shared tmp directory (HAIL_TMP_DIR, exported over NFS); 0 keeps it on the master's root disk."
+  description = "Size in GB of a Cinder volume mounted at the master's shared tmp directory (HAIL_TMP_DIR, exported over NFS); 0 keeps it on the master's root disk. It may grow on a running cluster (extended online, the filesystem grown by the master's hgi-spark-grow-tmp unit); shrinking is refused (Cinder cannot)."
   type        = number
   nullable    = false
 
@@ -282,7 +311,7 @@ variable "spark" {
 }
 
 variable "internal_ephemeral_ports" {
-  description = "TCP range opened between cluster members for Spark's unpinned RPC endpoints (a worker's RPC port, NFS lock manager): the Linux ephemeral port range."
+  description = "TCP range opened between cluster members for Spark's unpinned ports (a worker's RPC port, every executor's RPC and block manager ports): the Linux ephemeral port range (net.ipv4.ip_local_port_range), from which the kernel gives a port-0 bind."
   type = object({
     first = number
     last  = number

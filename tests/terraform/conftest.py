@@ -79,7 +79,7 @@ def render_cluster(tmp_path: Path, terraform_binary: str) -> Iterator[Renderer]:
         tfvars = example_tfvars()
         wanted = {
             "deployment_name", "deployment_owner", "image", "app_user", "ports", "sizing", "spark",
-            "node_paths", "ready_timeout_s",
+            "node_paths", "ready_timeout_s", "internal_ephemeral_ports",
         }  # fmt: skip
         values = {k: v for k, v in tfvars.items() if k in wanted}
         values.update(CLOUD_FACTS)

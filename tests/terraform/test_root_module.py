@@ -104,6 +104,8 @@ DOCUMENTED: dict[str, tuple[set[str], dict[str, set[str]], set[str]]] = {
         {},
         {"id"},
     ),
+    # Built into terraform (>= 1.4), not the provider: website/docs/language/resources/terraform-data.mdx.
+    "terraform_data": ({"input", "triggers_replace"}, {}, {"id", "output"}),
 }  # fmt: skip
 
 DOCUMENTED_DATA: dict[str, tuple[set[str], set[str]]] = {
@@ -131,7 +133,7 @@ DOCUMENTED_DATA: dict[str, tuple[set[str], set[str]]] = {
 }  # fmt: skip
 
 # The variables the wrapper sets; every other variable is a YAML key.
-INJECTED = {"deployment_name", "deployment_owner", "image", "jupyter_password_hash"}
+INJECTED = {"deployment_name", "deployment_owner", "image", "image_id", "jupyter_password_hash"}
 
 
 def _blocks(kind: str) -> list[tuple[str, str, dict[str, Any]]]:
@@ -154,6 +156,8 @@ def _nested(body: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
             for dynamic in value:
                 for label, spec in dynamic.items():
                     blocks.setdefault(label.strip('"'), []).extend(spec["content"])
+        elif key in META_ARGUMENTS:
+            continue  # lifecycle: terraform's own block, not the provider's
         elif isinstance(value, list) and value and isinstance(value[0], dict) and value[0].get("__is_block__"):
             blocks.setdefault(key, []).extend(value)
     return blocks
@@ -210,6 +214,168 @@ def test_nothing_is_open_to_the_world() -> None:
     assert not [line for line in code if "0.0.0.0/0" in line or "::/0" in line]
     ports = {rtype + "." + name: body for rtype, name, body in _blocks("resource") if rtype.endswith("port_v2")}
     assert "external" not in ports["openstack_networking_port_v2.worker"]["security_group_ids"]
+
+
+def test_internal_rules_are_the_cluster_modules_nfs4_and_spark_only(render_cluster) -> None:
+    """main.tf makes one internal rule per entry of modules/cluster's internal_rules: NFSv4 is 2049/tcp
+    alone (no udp, rpcbind 111, mountd or statd), and every rule is tcp between members."""
+    rules = {n: body for rtype, n, body in _blocks("resource") if rtype == "openstack_networking_secgroup_rule_v2"}
+    assert rules["internal"]["for_each"] == "${local.internal_rules}"
+    main = (SPARK / "main.tf").read_text(encoding="utf-8")
+    assert "internal_rules = module.cluster.internal_rules" in main
+    for gone in ("rpcbind", "nfs_mountd", "nfs_statd", '"nfs udp"'):
+        assert gone not in main, f"main.tf still opens {gone}"
+    internal = render_cluster(1)["internal_rules"]
+    assert set(internal) == {
+        "spark-master tcp", "spark-master-ui tcp", "spark-worker-ui tcp", "spark-app-ui tcp",
+        "spark-driver-blockmanager tcp", "spark-rpc-ephemeral tcp", "nfs tcp", "ssh tcp",
+    }  # fmt: skip
+    assert internal["nfs tcp"] == {"protocol": "tcp", "min": 2049, "max": 2049}
+    assert {rule["protocol"] for rule in internal.values()} == {"tcp"}
+    ports = example_tfvars()["ports"]
+    assert not {"rpcbind", "nfs_mountd", "nfs_statd"} & set(ports)
+
+
+def _resource(rtype: str, name: str) -> dict[str, Any]:
+    return next(body for t, n, body in _blocks("resource") if (t, n) == (rtype, name))
+
+
+def test_the_tmp_volume_grows_online() -> None:
+    """Cinder extends an attached volume only with enable_online_resize (the provider's update fails
+    on an "in-use" volume otherwise): a bigger tmp_volume_gb must not need a detach."""
+    volume = _resource("openstack_blockstorage_volume_v3", "master_tmp")
+    assert volume["enable_online_resize"] is True
+    assert volume["size"] == "${var.tmp_volume_gb}"
+    assert "volume_availability_zone" in volume["availability_zone"]
+
+
+def test_nodes_are_replaced_not_rebuilt_when_the_image_changes() -> None:
+    """image_id is not ForceNew on openstack_compute_instance_v2 (a change calls Nova's rebuild):
+    the image is an input (var.image_id), held by terraform_data.image, whose change replaces every
+    server through replace_triggered_by; nothing ignores a change of image_id."""
+    with (SPARK / "variables.tf").open(encoding="utf-8") as handle:
+        declared = {name.strip('"') for entry in hcl2.load(handle)["variable"] for name in entry}
+    assert "image_id" in declared
+    image = _resource("terraform_data", "image")
+    assert image["triggers_replace"] == "${local.image_id}"
+    for name in ("master", "worker"):
+        server = _resource("openstack_compute_instance_v2", name)
+        lifecycle = server["lifecycle"][0]
+        assert lifecycle["replace_triggered_by"] == ["${terraform_data.image}"], name
+        assert "ignore_changes" not in lifecycle, name
+        assert server["image_id"] == "${local.instance_image_id}"
+    data = next(body for t, n, body in _blocks("data") if t == "openstack_images_image_v2")
+    assert data["count"] == '${var.image_id == "" ? 1 : 0}'
+    main = (SPARK / "main.tf").read_text(encoding="utf-8")
+    assert 'image_id = var.image_id != "" ? var.image_id : data.openstack_images_image_v2.node[0].id' in main
+    with (SPARK / "outputs.tf").open(encoding="utf-8") as handle:
+        outputs = {name.strip('"') for entry in hcl2.load(handle)["output"] for name in entry}
+    assert "node_images" in outputs
+
+
+def test_replace_triggered_by_a_terraform_data_replaces_on_change_only(tmp_path: Path) -> None:
+    """The mechanism main.tf relies on, run by terraform 1.x offline with main.tf's own terraform_data
+    block and a stand-in server: adding the image holder to a running cluster replaces nothing, the
+    same ID replaces nothing, a new ID replaces the server."""
+    main = (SPARK / "main.tf").read_text(encoding="utf-8")
+    start = main.index('resource "terraform_data" "image" {')
+    block = main[start : main.index("\n}\n", start) + 3].replace("local.image_id", "var.image_id")
+    server = 'resource "terraform_data" "server" {\n  input = "server"\n%s}\n'
+    lifecycle = "  lifecycle {\n    replace_triggered_by = [terraform_data.image]\n  }\n"
+    work = tmp_path / "image"
+    work.mkdir()
+    env = terraform_env(work)
+
+    def plan(image_id: str) -> str:
+        out = run_terraform(["plan", "-input=false", "-no-color", f"-var=image_id={image_id}"], work, env).stdout
+        return " ".join(out.split())
+
+    (work / "main.tf").write_text('variable "image_id" { type = string }\n' + server % "")
+    run_terraform(["init", "-input=false", "-no-color"], work, env)
+    run_terraform(["apply", "-input=false", "-no-color", "-auto-approve", "-var=image_id=A"], work, env)
+    (work / "main.tf").write_text('variable "image_id" { type = string }\n' + block + server % lifecycle)
+    assert "Plan: 1 to add, 0 to change, 0 to destroy." in plan("A")  # the holder only: no server replaced
+    run_terraform(["apply", "-input=false", "-no-color", "-auto-approve", "-var=image_id=A"], work, env)
+    assert "No changes." in plan("A")
+    changed = plan("B")
+    assert "terraform_data.server will be replaced due to changes in replace_triggered_by" in changed
+    assert "Plan: 2 to add, 0 to change, 2 to destroy." in changed
+
+
+def _block_devices(tmp_path: Path, boot_from_volume: dict[str, Any] | None, tmp_volume_gb: int) -> dict[str, Any]:
+    """Evaluate main.tf's own `locals` block of the disks with terraform, the volume ID stubbed."""
+    main = (SPARK / "main.tf").read_text(encoding="utf-8")
+    start = main.index("locals {\n  # Disks of a node")
+    block = main[start : main.index("\n}\n", start) + 3]
+    block = block.replace("openstack_blockstorage_volume_v3.master_tmp[0].id", '"tmp-volume-id"')
+    variables = (SPARK / "variables.tf").read_text(encoding="utf-8")
+    start = variables.index('variable "boot_from_volume" {')
+    declaration = variables[start : variables.index("\n}\n", start) + 3]
+    work = tmp_path / "disks"
+    work.mkdir()
+    (work / "main.tf").write_text(
+        declaration + 'variable "tmp_volume_gb" {}\nlocals { image_id = "image-id" }\n' + block
+        + "".join(f'output "{name}" {{ value = local.{name} }}\n'
+                  for name in ("master_block_devices", "worker_block_devices", "instance_image_id"))
+    )  # fmt: skip
+    (work / "terraform.tfvars.json").write_text(
+        json.dumps({"boot_from_volume": boot_from_volume, "tmp_volume_gb": tmp_volume_gb})
+    )
+    env = terraform_env(work)
+    run_terraform(["init", "-input=false", "-no-color"], work, env)
+    run_terraform(["apply", "-input=false", "-no-color", "-auto-approve"], work, env)
+    outputs = json.loads(run_terraform(["output", "-json"], work, env).stdout)
+    return {name: output.get("value") for name, output in outputs.items()}
+
+
+TMP_DISK = {
+    "uuid": "tmp-volume-id", "source_type": "volume", "destination_type": "volume", "boot_index": -1,
+    "delete_on_termination": False, "volume_size": None, "volume_type": None,
+}  # fmt: skip
+
+
+def _disk(source: str, uuid: str, destination: str, boot: int, delete: bool, size=None, vtype=None) -> dict:
+    return {
+        "uuid": uuid, "source_type": source, "destination_type": destination, "boot_index": boot,
+        "delete_on_termination": delete, "volume_size": size, "volume_type": vtype,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("boot_from_volume", "tmp_volume_gb", "master", "worker", "image_id"),
+    [
+        # As before: no block device, the image booted locally by image_id.
+        (None, 0, [], [], "image-id"),
+        (None, 100, [_disk("image", "image-id", "local", 0, True), TMP_DISK],
+         [], "image-id"),
+        # From a volume made from the image; the server's image_id is left unset.
+        ({"size_gb": 40}, 0, [_disk("image", "image-id", "volume", 0, True, 40)],
+         [_disk("image", "image-id", "volume", 0, True, 40)], None),
+        ({"size_gb": 40, "volume_type": "ssd"}, 100,
+         [_disk("image", "image-id", "volume", 0, True, 40, "ssd"), TMP_DISK],
+         [_disk("image", "image-id", "volume", 0, True, 40, "ssd")], None),
+    ],
+)  # fmt: skip
+def test_block_devices_for_every_disk_layout(tmp_path, boot_from_volume, tmp_volume_gb, master, worker, image_id):
+    disks = _block_devices(tmp_path, boot_from_volume, tmp_volume_gb)
+    assert disks["master_block_devices"] == master
+    assert disks["worker_block_devices"] == worker
+    assert disks.get("instance_image_id") == image_id
+
+
+def test_boot_from_volume_and_zones_reach_the_servers() -> None:
+    """boot_from_volume makes the root disk a volume from the image (then image_id is left unset:
+    the provider records "Attempt to boot from volume - no image supplied" as image_id);
+    volume_availability_zone defaults to availability_zone."""
+    main = " ".join((SPARK / "main.tf").read_text(encoding="utf-8").split())
+    root_volume = 'destination_type = "volume" boot_index = 0 delete_on_termination = true'
+    assert f"{root_volume} volume_size = var.boot_from_volume.size_gb" in main
+    assert "instance_image_id = var.boot_from_volume == null ? local.image_id : null" in main
+    assert "worker_block_devices = var.boot_from_volume == null ? [] : [local.root_block_device]" in main
+    for name in ("master", "worker"):
+        server = _resource("openstack_compute_instance_v2", name)
+        assert server["availability_zone"] == "${var.availability_zone}"
+        assert "dynamic" in server
 
 
 def test_variables_parse_as_the_wrapper_reads_them() -> None:
@@ -278,6 +444,20 @@ def test_the_example_passes_every_validation(plan_variables) -> None:
 
 
 @pytest.mark.parametrize(
+    "override",
+    [
+        {"workers": 999},
+        {"boot_from_volume": {"size_gb": 40}},
+        {"boot_from_volume": {"size_gb": 40, "volume_type": "ssd"}, "volume_availability_zone": "nova-volumes"},
+        {"image_id": "0b1a2c3d-4e5f-6789-abcd-ef0123456789"},
+    ],
+)
+def test_new_options_are_accepted(plan_variables, override: dict[str, Any]) -> None:
+    result = plan_variables(**override)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
     ("override", "message"),
     [
         ({"allowed_cidrs": ["0.0.0.0/0"]}, "must not hold 0.0.0.0/0"),
@@ -290,6 +470,10 @@ def test_the_example_passes_every_validation(plan_variables) -> None:
         ({"tls": {"certificate_file": "/nonexistent.pem", "key_file": "/nonexistent.key"}}, "must be existing files"),
         ({"app_user": "Root User"}, "app_user must be a Linux user name"),
         ({"tmp_volume_gb": -1}, "tmp_volume_gb must be a whole number"),
+        ({"workers": 1000}, "workers must be a whole number from 0 to 999"),
+        ({"boot_from_volume": {"size_gb": 0}}, "boot_from_volume must be null"),
+        ({"boot_from_volume": {"size_gb": 2.5, "volume_type": "ssd"}}, "boot_from_volume must be null"),
+        ({"image_id": "hail-base-1.0.0"}, "image_id must be empty"),
     ],
 )
 def test_bad_values_are_refused(plan_variables, override: dict[str, Any], message: str) -> None:
@@ -323,7 +507,8 @@ def test_private_key_instead_of_public_is_refused(plan_variables, tmp_path: Path
 
 
 def test_terraform_fmt_is_clean() -> None:
-    folders = [SPARK] + [ROOT / "terraform" / "modules" / m for m in ("naming", "spark-sizing", "cloud-init")]
+    modules = ("naming", "spark-sizing", "cloud-init", "spark-node")
+    folders = [SPARK] + [ROOT / "terraform" / "modules" / m for m in modules]
     result = subprocess.run(
         ["terraform", "fmt", "-check", "-recursive", "-diff", *map(str, folders)],
         capture_output=True, text=True, timeout=60, env=terraform_env(Path(__file__).parent),

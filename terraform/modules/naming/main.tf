@@ -2,11 +2,15 @@
 # `status` can find a deployment's resources again and two deployments never collide.
 
 locals {
+  # The digits of a worker's number; var.worker_count's maximum (999) fits in them.
+  worker_width = 3
+
   # Hostnames allow only [a-z0-9-]: '_' and '.' of a folder name become '-'.
   prefix = "${replace(var.deployment_name, "/[_.]/", "-")}-${replace(var.deployment_owner, "/[_.]/", "-")}"
 
-  # worker-01 .. worker-99, worker-001 .. worker-100 ...: the width follows the count.
-  worker_width = max(2, length(tostring(var.worker_count)))
+  # worker-001 .. worker-999: a fixed width, so a worker's name (Nova's server name and hostname,
+  # the NODE_NAME in its user-data, which is ForceNew) never changes when the count grows. A width
+  # that followed the count would rename, and so replace, every worker going from 99 to 100.
   worker_names = [for i in range(1, var.worker_count + 1) : format("%s-worker-%0${local.worker_width}d", local.prefix, i)]
 
   # Nova server metadata (string map) and Neutron/Nova tags (strings), the same facts in both.

@@ -15,7 +15,7 @@ output "master_name" {
 }
 
 output "worker_names" {
-  description = "Names and hostnames of the workers in order, e.g. spark-ld14-worker-01 .. spark-ld14-worker-12."
+  description = "Names and hostnames of the workers in order, e.g. spark-ld14-worker-001 .. spark-ld14-worker-012 (always three digits)."
   value       = local.worker_names
 }
 

@@ -21,13 +21,13 @@ variable "deployment_owner" {
 }
 
 variable "worker_count" {
-  description = "Number of workers; also sets the zero-padded width of their numbers (at least 2 digits)."
+  description = "Number of workers, 0 to 999; they are numbered with three digits (worker-001 .. worker-999) whatever the count, so adding workers never renames one."
   type        = number
   nullable    = false
 
   validation {
-    condition     = var.worker_count == floor(var.worker_count) && var.worker_count >= 0 && var.worker_count <= 9999
-    error_message = "worker_count must be a whole number from 0 to 9999."
+    condition     = var.worker_count == floor(var.worker_count) && var.worker_count >= 0 && var.worker_count <= 999
+    error_message = "worker_count must be a whole number from 0 to 999 (worker names have three digits: worker-001 .. worker-999)."
   }
 }
 

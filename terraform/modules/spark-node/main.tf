@@ -36,6 +36,7 @@ locals {
     JUPYTER_PASSWORD_HASH_FILE = var.jupyter_password_hash_file
     NOTEBOOK_DIR               = var.notebook_dir
     NFS_EXPORT_CIDR            = var.nfs_export_cidr == null ? "" : var.nfs_export_cidr
+    HAIL_TMP_DEVICE            = var.tmp_device
     TLS_CERT_FILE              = var.tls == null ? "" : var.tls.cert_file
     TLS_KEY_FILE               = var.tls == null ? "" : var.tls.key_file
   }

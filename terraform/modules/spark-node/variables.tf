@@ -23,7 +23,7 @@ variable "mode" {
 }
 
 variable "node_name" {
-  description = "The node's name, e.g. spark-ld14-master or spark-ld14-worker-03 (logs and pid files name it)."
+  description = "The node's name, e.g. spark-ld14-master or spark-ld14-worker-003 (logs and pid files name it)."
   type        = string
   nullable    = false
 
@@ -174,6 +174,18 @@ variable "nfs_export_cidr" {
   validation {
     condition     = var.nfs_export_cidr == null || can(cidrhost(coalesce(var.nfs_export_cidr, "0.0.0.0/0"), 0))
     error_message = "nfs_export_cidr must be null or a CIDR such as 10.0.0.0/24."
+  }
+}
+
+variable "tmp_device" {
+  description = "Master, system mode: the block device (a Cinder volume's /dev/disk/by-id/virtio-... path) holding an ext4 filesystem mounted at hail_tmp_dir, which run-node grows to the device's size at every boot (unit hgi-spark-grow-tmp); the NFS export then requires that mount. Empty: the tmp dir is on the root disk."
+  type        = string
+  default     = ""
+  nullable    = false
+
+  validation {
+    condition     = var.tmp_device == "" || startswith(var.tmp_device, "/dev/")
+    error_message = "tmp_device must be empty (no volume) or a device path under /dev/."
   }
 }
 

@@ -13,7 +13,7 @@ variables {
   ports = {
     ssh                = 22, http = 8888, https = 443, spark_master = 7077, spark_master_ui = 8080, spark_worker_ui = 8081,
     spark_app_ui_first = 4040, spark_app_ui_last = 4050, spark_driver = 40000, spark_blockmanager = 40001,
-    jupyter            = 8889, nfs = 2049, rpcbind = 111, nfs_mountd = 20048, nfs_statd = 32765
+    jupyter            = 8889, nfs = 2049
   }
 }
 

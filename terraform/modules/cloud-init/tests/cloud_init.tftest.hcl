@@ -104,7 +104,7 @@ run "worker_writes_only_the_env" {
     role                  = "worker"
     jupyter_password_hash = ""
     node_env = merge(var.node_env, {
-      NODE_NAME         = "spark-ld14-worker-07"
+      NODE_NAME         = "spark-ld14-worker-007"
       NODE_BIND_ADDRESS = "10.0.0.17"
     })
   }

@@ -15,8 +15,8 @@ run "names_from_name_and_owner" {
   }
 
   assert {
-    condition     = output.worker_names == ["spark-ld14-worker-01", "spark-ld14-worker-02", "spark-ld14-worker-03"]
-    error_message = "Workers must be numbered from 01 with two digits, got ${jsonencode(output.worker_names)}."
+    condition     = output.worker_names == ["spark-ld14-worker-001", "spark-ld14-worker-002", "spark-ld14-worker-003"]
+    error_message = "Workers must be numbered from 001 with three digits, got ${jsonencode(output.worker_names)}."
   }
 
   assert {
@@ -75,7 +75,22 @@ run "no_image_no_image_metadata" {
   }
 }
 
-run "width_follows_the_count" {
+# A worker's name is its server name and hostname, and part of its ForceNew user-data: growing the
+# cluster must never rename a running worker. 99 -> 100 is where a count-following width broke.
+run "ninety_nine_workers" {
+  command = plan
+
+  variables {
+    worker_count = 99
+  }
+
+  assert {
+    condition     = output.worker_names[0] == "spark-ld14-worker-001" && output.worker_names[98] == "spark-ld14-worker-099"
+    error_message = "99 workers are numbered 001 .. 099, got ${output.worker_names[0]} .. ${output.worker_names[98]}."
+  }
+}
+
+run "one_hundred_workers_keep_the_first_99_names" {
   command = plan
 
   variables {
@@ -83,8 +98,13 @@ run "width_follows_the_count" {
   }
 
   assert {
-    condition     = length(output.worker_names) == 100 && output.worker_names[0] == "spark-ld14-worker-001" && output.worker_names[99] == "spark-ld14-worker-100"
-    error_message = "100 workers are numbered 001 .. 100, got ${output.worker_names[0]} .. ${output.worker_names[99]}."
+    condition     = output.worker_names[0] == run.ninety_nine_workers.worker_names[0]
+    error_message = "Worker 1 must keep its name when the count grows from 99 to 100: ${run.ninety_nine_workers.worker_names[0]} became ${output.worker_names[0]}."
+  }
+
+  assert {
+    condition     = slice(output.worker_names, 0, 99) == run.ninety_nine_workers.worker_names && output.worker_names[99] == "spark-ld14-worker-100"
+    error_message = "Growing from 99 to 100 must only add spark-ld14-worker-100."
   }
 
   assert {
@@ -93,7 +113,7 @@ run "width_follows_the_count" {
   }
 }
 
-run "nine_workers_keep_two_digits" {
+run "nine_workers_have_three_digits" {
   command = plan
 
   variables {
@@ -101,9 +121,30 @@ run "nine_workers_keep_two_digits" {
   }
 
   assert {
-    condition     = output.worker_names[8] == "spark-ld14-worker-09"
-    error_message = "At least two digits, got ${output.worker_names[8]}."
+    condition     = output.worker_names[8] == "spark-ld14-worker-009"
+    error_message = "Three digits whatever the count, got ${output.worker_names[8]}."
   }
+}
+
+run "the_most_workers" {
+  command = plan
+
+  variables {
+    worker_count = 999
+  }
+
+  assert {
+    condition     = output.worker_names[998] == "spark-ld14-worker-999" && length(output.worker_names[998]) == length(output.worker_names[0])
+    error_message = "999 workers fit in three digits, got ${output.worker_names[998]}."
+  }
+}
+
+run "a_thousand_workers_is_refused" {
+  command = plan
+  variables {
+    worker_count = 1000
+  }
+  expect_failures = [var.worker_count]
 }
 
 run "no_workers" {

@@ -56,6 +56,7 @@ require_env() {
   TLS_CERT_FILE="${TLS_CERT_FILE:-}"
   TLS_KEY_FILE="${TLS_KEY_FILE:-}"
   NFS_EXPORT_CIDR="${NFS_EXPORT_CIDR:-}"
+  HAIL_TMP_DEVICE="${HAIL_TMP_DEVICE:-}"
   if [[ -n "${TLS_CERT_FILE}" || -n "${TLS_KEY_FILE}" ]]; then
     [[ -n "${TLS_CERT_FILE}" && -n "${TLS_KEY_FILE}" && -n "${HTTPS_PORT}" ]] \
       || die "TLS needs TLS_CERT_FILE, TLS_KEY_FILE and HTTPS_PORT together"
@@ -139,9 +140,13 @@ spark.executor.cores                  ${SPARK_EXECUTOR_CORES}
 spark.executor.memory                 ${SPARK_EXECUTOR_MEMORY_MB}m
 spark.executor.memoryOverhead         ${SPARK_MEMORY_OVERHEAD_MB}m
 spark.driver.memory                   ${SPARK_DRIVER_MEMORY_MB}m
-# Pinned ports (security groups name them); Spark tries the next ones when taken.
+# The driver's ports are pinned (security groups name them); Spark tries up to maxRetries next
+# ones when taken (one setting for every port: the app UI range is SPARK_UI_PORT .. +RETRIES).
+# Only the driver's block manager is pinned: executors' RPC and block manager ports come from the
+# kernel's ephemeral range (opened between cluster members), since a pinned spark.blockManager.port
+# would cap a worker at maxRetries + 1 executors, and a 64-vCPU worker runs 16.
 spark.driver.port                     ${SPARK_DRIVER_PORT}
-spark.blockManager.port               ${SPARK_BLOCKMANAGER_PORT}
+spark.driver.blockManager.port        ${SPARK_BLOCKMANAGER_PORT}
 spark.ui.port                         ${SPARK_UI_PORT}
 spark.port.maxRetries                 ${SPARK_UI_PORT_RETRIES}
 spark.ui.killEnabled                  false

@@ -44,7 +44,7 @@ run "master_env_has_the_master_contract" {
       "SPARK_DRIVER_PORT", "SPARK_BLOCKMANAGER_PORT", "SPARK_UI_PORT", "SPARK_UI_PORT_RETRIES",
       "SPARK_WORKER_CLEANUP_INTERVAL_S", "SPARK_WORKER_APPDATA_TTL_S", "READY_TIMEOUT_S",
       "JUPYTER_PORT", "HTTP_PORT", "HTTPS_PORT", "HTTP_LISTEN_ADDRESS", "JUPYTER_PASSWORD_HASH_FILE",
-      "NOTEBOOK_DIR", "NFS_EXPORT_CIDR", "TLS_CERT_FILE", "TLS_KEY_FILE",
+      "NOTEBOOK_DIR", "NFS_EXPORT_CIDR", "TLS_CERT_FILE", "TLS_KEY_FILE", "HAIL_TMP_DEVICE",
     ] : contains(keys(output.env), k)])
     error_message = "the master environment misses a contract variable"
   }
@@ -75,7 +75,7 @@ run "worker_env_is_sized_and_gets_its_own_ui_port" {
 
   variables {
     role              = "worker"
-    node_name         = "spark-ld14-worker-02"
+    node_name         = "spark-ld14-worker-002"
     worker_webui_port = 8082
   }
 
@@ -171,6 +171,27 @@ run "rejects_an_inverted_app_ui_range" {
     }
   }
   expect_failures = [var.ports]
+}
+
+run "tmp_device_reaches_the_master" {
+  command = plan
+
+  variables {
+    tmp_device = "/dev/disk/by-id/virtio-6f1c2d3e-4b5a-6978-8"
+  }
+
+  assert {
+    condition     = output.env.HAIL_TMP_DEVICE == "/dev/disk/by-id/virtio-6f1c2d3e-4b5a-6978-8"
+    error_message = "the tmp volume's device must reach run-node (it grows the filesystem and orders NFS after the mount)"
+  }
+}
+
+run "rejects_a_tmp_device_outside_dev" {
+  command = plan
+  variables {
+    tmp_device = "vdb"
+  }
+  expect_failures = [var.tmp_device]
 }
 
 run "rejects_a_bad_cidr" {

@@ -3,6 +3,8 @@
 # default reservations. Expected values were worked out by hand from the formula in main.tf
 # (e.g. 2 vCPU / 4096 MiB: reserved 1024 + floor(4096 * 0.05) + 1024 = 2252, worker 1844,
 # one 2-core executor, heap min(floor(1844 / 1.1), 1844 - 384) = 1460, overhead 384).
+# tests/terraform/test_node_system_mode.py reads this table too: for every flavor here, Spark's
+# ports and the security group's rules must agree (executors pin no port; 64 vCPUs run 16).
 
 variables {
   expected = {

@@ -67,6 +67,11 @@ locals {
   }
 }
 
+locals {
+  # Nova gives a virtio disk the first 20 characters of the volume ID as its serial.
+  tmp_device = var.tmp_volume_id == "" ? "" : "/dev/disk/by-id/virtio-${substr(var.tmp_volume_id, 0, 20)}"
+}
+
 module "master_node" {
   source = "../../../modules/spark-node"
 
@@ -84,6 +89,7 @@ module "master_node" {
   http_listen_address        = "*" # every interface; the security group decides who reaches it
   ports                      = var.ports
   nfs_export_cidr            = var.subnet_cidr
+  tmp_device                 = local.tmp_device
   sizing                     = local.sizing
   worker_cleanup             = local.worker_cleanup
   jupyter_password_hash_file = "${var.node_paths.etc_dir}/jupyter-password.hash"
@@ -119,9 +125,8 @@ locals {
   master_env  = module.master_node.env
   worker_envs = [for node in module.worker_node : node.env]
 
-  # Nova gives a virtio disk the first 20 characters of the volume ID as its serial.
   tmp_volume = var.tmp_volume_id == "" ? null : {
-    device      = "/dev/disk/by-id/virtio-${substr(var.tmp_volume_id, 0, 20)}"
+    device      = local.tmp_device
     mount_point = var.node_paths.hail_tmp_dir
     label       = "hgi-spark-tmp"
     filesystem  = "ext4"
@@ -147,4 +152,34 @@ module "worker_user_data" {
   role     = "worker"
   node_env = local.worker_envs[count.index]
   env_file = "${var.node_paths.etc_dir}/node.env"
+}
+
+# --- what the security groups open between cluster members ------------------------------------------
+#
+# Pure, so tests/terraform checks it against the ports Spark and NFS really use, for every flavor.
+# Spark's pinned ports (the driver's RPC and block manager ports, the application UI) move up by
+# at most spark.port.maxRetries (SPARK_UI_PORT_RETRIES: app_ui_last - app_ui_first, one setting for
+# every port) when taken, so each range is [port, port + retries]. Executors pin nothing: a worker
+# runs up to vCPUs / executor_cores executors (16 on 64 vCPUs), more than any retry count a
+# pinned port allows (spark.port.maxRetries = 10 caps a host at 11), so their RPC and block manager
+# ports come from the kernel's ephemeral range, opened here between members only.
+# NFS is v4 only (run-node: the master's nfsd has vers3=n, workers mount with nfsvers=4.2): 2049/tcp
+# and nothing for rpcbind, mountd or statd, which NFSv4 does not use.
+locals {
+  spark_port_retries = var.ports.spark_app_ui_last - var.ports.spark_app_ui_first
+
+  internal_rules = {
+    "spark-master tcp"    = { protocol = "tcp", min = var.ports.spark_master, max = var.ports.spark_master }
+    "spark-master-ui tcp" = { protocol = "tcp", min = var.ports.spark_master_ui, max = var.ports.spark_master_ui }
+    "spark-worker-ui tcp" = { protocol = "tcp", min = var.ports.spark_worker_ui, max = var.ports.spark_worker_ui }
+    "spark-app-ui tcp"    = { protocol = "tcp", min = var.ports.spark_app_ui_first, max = var.ports.spark_app_ui_last }
+    "spark-driver-blockmanager tcp" = {
+      protocol = "tcp"
+      min      = min(var.ports.spark_driver, var.ports.spark_blockmanager)
+      max      = max(var.ports.spark_driver, var.ports.spark_blockmanager) + local.spark_port_retries
+    }
+    "spark-rpc-ephemeral tcp" = { protocol = "tcp", min = var.internal_ephemeral_ports.first, max = var.internal_ephemeral_ports.last }
+    "nfs tcp"                 = { protocol = "tcp", min = var.ports.nfs, max = var.ports.nfs }
+    "ssh tcp"                 = { protocol = "tcp", min = var.ports.ssh, max = var.ports.ssh }
+  }
 }

@@ -65,6 +65,11 @@ output "worker_user_data" {
   }
 }
 
+output "internal_rules" {
+  description = "The internal security group's rules, keyed by rule name: protocol and port range (min, max), each open between cluster members only."
+  value       = local.internal_rules
+}
+
 output "ready_lines" {
   description = "The console-log line of each node once ready, keyed by node name."
   value = merge(

@@ -29,8 +29,8 @@ variable "workers" {
   nullable    = false
 
   validation {
-    condition     = var.workers == floor(var.workers) && var.workers >= 0
-    error_message = "workers must be a whole number, 0 or more."
+    condition     = var.workers == floor(var.workers) && var.workers >= 0 && var.workers <= 999
+    error_message = "workers must be a whole number from 0 to 999 (worker names have three digits)."
   }
 }
 
@@ -44,6 +44,15 @@ variable "ports" {
   description = "Every port number of the cluster (deployments/defaults.yml), passed through to each node. Its shape is declared once, by the root module (terraform/spark/variables.tf), and checked again by ../../../modules/spark-node where the ports are used."
   type        = map(number)
   nullable    = false
+}
+
+variable "internal_ephemeral_ports" {
+  description = "The Linux ephemeral port range of the nodes, opened between cluster members for Spark's unpinned ports (executors' RPC and block manager ports, a worker's RPC port)."
+  type = object({
+    first = number
+    last  = number
+  })
+  nullable = false
 }
 
 variable "master_flavor" {
