@@ -8,7 +8,6 @@ locals {
   address = "127.0.0.1"
   ports   = merge(var.ports, { http = var.http_port })
   workers = toset([for i in range(1, var.workers + 1) : tostring(i)])
-  slug    = "${var.deployment_name}-${var.deployment_owner}"
   node_common = {
     mode                       = "local"
     app_user                   = var.app_user
@@ -22,6 +21,15 @@ locals {
     jupyter_password_hash_file = var.jupyter_password_hash_file
     ready_timeout_s            = var.ready_timeout_s
   }
+}
+
+# Names follow the same rules as OpenStack nodes (worker-001 ...).
+module "names" {
+  source = "../modules/naming"
+
+  deployment_name  = var.deployment_name
+  deployment_owner = var.deployment_owner
+  worker_count     = var.workers
 }
 
 module "sizing" {
@@ -47,7 +55,7 @@ module "master_node" {
   source = "../modules/spark-node"
 
   role                       = "master"
-  node_name                  = "${local.slug}-master"
+  node_name                  = module.names.master_name
   state_dir                  = "${local.runtime}/master"
   ports                      = local.ports
   sizing                     = local.sizing
@@ -69,7 +77,7 @@ module "worker_node" {
   for_each = local.workers
 
   role      = "worker"
-  node_name = "${local.slug}-worker-${format("%02d", tonumber(each.key))}"
+  node_name = module.names.worker_names[tonumber(each.key) - 1]
   state_dir = "${local.runtime}/worker-${each.key}"
   ports     = local.ports
   sizing    = local.sizing

@@ -20,7 +20,7 @@ from hgi_spark.clusters.openstack import preflight
 from hgi_spark.clusters.openstack.report import NOT_CHECKED, Check, Report, require_ok
 from hgi_spark.clusters.openstack.request import Request, request_from
 from hgi_spark.core import secrets
-from hgi_spark.core.errors import CloudError, HgiError, NotFoundError
+from hgi_spark.core.errors import CloudError, HgiError, NotFoundError, RefusedError
 
 # Set (to anything but 0) to skip the checks before plan/up, like --skip-preflight; said loudly.
 SKIP_ENV = "HGI_SKIP_PREFLIGHT"
@@ -83,16 +83,22 @@ class OpenStackCluster(Cluster):
     # --- before terraform -------------------------------------------------------------------
 
     def extra_tfvars(self, state: Mapping[str, Any] | None) -> dict[str, Any]:
-        """The master's Jupyter password hash (read-only: ``prepare`` generates the password once)."""
+        """The master's Jupyter password hash (read-only: ``prepare`` generates it once), and the
+        image the nodes keep: the one they were created from while ``image:`` names the same
+        definition, so a rebuilt image of that name never reaches them by accident."""
         secret = secrets.JupyterSecret.of(self.deployment.paths)
         hashed = secret.hash_file.read_text(encoding="utf-8").strip() if secret.hash_file.is_file() else ""
-        return {"jupyter_password_hash": hashed}
+        extra: dict[str, Any] = {"jupyter_password_hash": hashed}
+        if not self.deployment.settings.get("image_id"):  # an explicit image_id: in the YAML wins
+            extra["image_id"] = pinned_image(state, self.deployment.image)
+        return extra
 
     def check(self, purpose: Purpose, state: Mapping[str, Any] | None, *, skip: bool = False) -> None:
         """Show the pre-flight rows and stop on any FAIL; a destroy plan adds nothing, so it is not checked."""
         if purpose == "destroy":
             self.say("pre-flight: not needed for a destroy plan (it adds nothing to the cloud)")
             return
+        self.check_volume_change(state)
         if skip_asked(skip):
             self.say(
                 f"WARNING: pre-flight checks of {self.deployment.ref} SKIPPED (--skip-preflight or {SKIP_ENV}): "
@@ -107,6 +113,30 @@ class OpenStackCluster(Cluster):
             f"({self.command('preflight')} shows them again)",
         )
         self._checked = True
+
+    def check_volume_change(self, state: Mapping[str, Any] | None) -> None:
+        """The tmp volume may grow (online) but never shrink or go: refused before planning."""
+        current = volume_size(state)
+        wanted = int(self.deployment.settings.get("tmp_volume_gb") or 0)
+        where = self.deployment.paths.definition
+        if current and wanted == 0:
+            raise RefusedError(
+                f"tmp_volume_gb 0 would delete the master's {current} GB tmp volume and replace the master",
+                file=where,
+                key="tmp_volume_gb",
+                fix=f"keep tmp_volume_gb: {current} (copy the data off and destroy the deployment to drop it)",
+            )
+        if current and wanted < current:
+            raise RefusedError(
+                f"the tmp volume cannot shrink from {current} GB to {wanted} GB (Cinder only extends volumes)",
+                file=where,
+                key="tmp_volume_gb",
+                fix=f"set tmp_volume_gb to {current} or more",
+            )
+        if current and wanted > current:
+            self.say(f"tmp volume: grows online from {current} to {wanted} GB; the master grows its filesystem at boot")
+        if state and not current and wanted and _has_master(state):
+            self.say("WARNING: adding a tmp volume to a running cluster replaces the master (its notebooks go)")
 
     def prepare(self, purpose: Purpose) -> None:
         if purpose != "destroy":
@@ -213,6 +243,32 @@ class OpenStackCluster(Cluster):
         spot = remote.target(outputs)
         read = (lambda _name: "") if remote.pinned_keys(known_hosts, spot.alias) else self.console_reader()
         return remote.entry(outputs, read, known_hosts, deployment=str(self.deployment.ref))
+
+
+def pinned_image(state: Mapping[str, Any] | None, image: Any) -> str:
+    """The image id the running nodes were created from, while the deployment still names that image
+    definition; "" (look up the newest image of the name) for a new cluster or a new ``image:``."""
+    outputs = (state or {}).get("outputs", {})
+    pinned = str((outputs.get("image_id") or {}).get("value") or "")
+    metadata = (outputs.get("metadata") or {}).get("value") or {}
+    master = metadata.get("master") or {} if isinstance(metadata, Mapping) else {}
+    if not pinned or image is None:
+        return ""
+    created_from = (master.get("hgi-spark-image"), master.get("hgi-spark-image-version"))
+    return pinned if created_from == (image.ref.name, image.ref.version) else ""
+
+
+def volume_size(state: Mapping[str, Any] | None) -> int:
+    """GB of the master's tmp volume as the state knows it (0: none)."""
+    for resource in (state or {}).get("resources", []):
+        if resource.get("type") == "openstack_blockstorage_volume_v3" and resource.get("mode") == "managed":
+            for instance in resource.get("instances", []):
+                return int((instance.get("attributes") or {}).get("size") or 0)
+    return 0
+
+
+def _has_master(state: Mapping[str, Any]) -> bool:
+    return any(r.get("type") == SERVER and r.get("name") == "master" for r in state.get("resources", []))
 
 
 def _servers_as_tagged(project: Any, deployment: str) -> list[Any]:

@@ -208,7 +208,8 @@ def test_a_system_worker_mounts_the_master_export_from_fstab(tmp_path: Path, ven
         assert run_node(env, "--role", "worker", "--render-only").returncode == 0
     fstab = (tmp_path / "root" / "etc" / "fstab").read_text().splitlines()
     assert fstab == [
-        f"127.0.0.1:{tmp_path}/tmp {tmp_path}/tmp nfs defaults,_netdev,nofail,x-systemd.mount-timeout=120 0 0"
+        f"127.0.0.1:{tmp_path}/tmp {tmp_path}/tmp nfs "
+        "nfsvers=4.2,proto=tcp,hard,_netdev,nofail,retry=15,x-systemd.mount-timeout=16min 0 0"
     ]
     unit = (tmp_path / "root" / "etc" / "systemd" / "system" / "hgi-spark-worker.service").read_text()
     assert "--cores 2 --memory 3677m --webui-port 18081" in unit and "spark://127.0.0.1:17077" in unit

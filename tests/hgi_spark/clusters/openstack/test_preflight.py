@@ -248,7 +248,7 @@ def test_an_update_subtracts_the_servers_the_deployment_has(openstack_compute_cl
     image = upload_image(openstack_compute_cloud, "alice", request.glance_name)
     alice = openstack_compute_cloud.connect("alice")
     server = alice.compute.create_server(
-        name=f"{request.deployment.replace('/', '-')}-worker-01",
+        name=f"{request.deployment.replace('/', '-')}-worker-001",
         image_id=image.id,
         flavor_id=alice.compute.find_flavor("m1.medium", ignore_missing=False).id,
         networks=[{"uuid": alice.network.find_network("hgi-net", ignore_missing=False).id}],
