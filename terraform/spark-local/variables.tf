@@ -138,7 +138,6 @@ variable "driver_memory_fraction" {
 variable "ready_timeout_s" {
   description = "How long each node may take to become ready before apply fails (and stops what it started)."
   type        = number
-  default     = 120
 
   validation {
     condition     = var.ready_timeout_s >= 5 && var.ready_timeout_s <= 3600

@@ -17,7 +17,7 @@ import openstack.connection
 import openstack.exceptions
 
 from hgi_spark.cloud import credentials
-from hgi_spark.core.errors import CloudError, CredentialsError, NotFoundError
+from hgi_spark.core.errors import CloudError, CredentialsError, NotFoundError, first_line
 
 # Selectors of a clouds.yaml entry, not connection arguments.
 _NOT_ARGUMENTS = {"OS_CLOUD", "OS_CLIENT_CONFIG_FILE", "OS_CLIENT_SECURE_FILE", "OS_CLOUD_NAME"}
@@ -62,7 +62,7 @@ def connect(env: Mapping[str, str], *, check: bool = True) -> openstack.connecti
         )
         region = config.get_one(cloud=env.get("OS_CLOUD") or None, **_arguments(env))
     except (openstack.exceptions.ConfigException, ksa.ClientException) as error:
-        raise CredentialsError(f"OpenStack configuration rejected: {_first_line(error)}", fix=_FIX_OPENRC) from None
+        raise CredentialsError(f"OpenStack configuration rejected: {first_line(error)}", fix=_FIX_OPENRC) from None
     connection = openstack.connection.Connection(config=region)
     if check:
         authenticate(connection, env)
@@ -81,13 +81,13 @@ def authenticate(connection: openstack.connection.Connection, env: Mapping[str, 
             raise _rejected(connection, env) from None
         url = connection.config.get_auth_args().get("auth_url", "?")
         raise CloudError(
-            f"Keystone at {url} answered 404: {_first_line(error)}",
+            f"Keystone at {url} answered 404: {first_line(error)}",
             fix="OS_AUTH_URL is the identity endpoint, usually ending in /v3",
         ) from None
     except ksa.ConnectFailure as error:
         url = connection.config.get_auth_args().get("auth_url", "?")
         raise CloudError(
-            f"cannot reach Keystone at {url}: {_first_line(error)}",
+            f"cannot reach Keystone at {url}: {first_line(error)}",
             fix="check OS_AUTH_URL and your network (VPN?)",
         ) from None
     except ksa.MissingRequiredOptions as error:
@@ -95,7 +95,7 @@ def authenticate(connection: openstack.connection.Connection, env: Mapping[str, 
         raise CredentialsError(f"OpenStack credentials incomplete: {names} not set", fix=_FIX_OPENRC) from None
     except ksa.ClientException as error:
         raise CredentialsError(
-            f"authentication failed for {describe(env)}: {_first_line(error)}", fix=_FIX_OPENRC
+            f"authentication failed for {describe(env)}: {first_line(error)}", fix=_FIX_OPENRC
         ) from None
 
 
@@ -142,17 +142,12 @@ def project_id(connection: openstack.connection.Connection) -> str:
     return str(connection.current_project_id)
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0]
-
-
 def network_id(connection: openstack.connection.Connection, name_or_id: str) -> str:
     """A Neutron network's ID from its name (packer's ``networks`` wants IDs)."""
     try:
         network = connection.network.find_network(name_or_id, ignore_missing=True)
     except (openstack.exceptions.SDKException, ksa.ClientException) as error:
-        raise CloudError(f"looking up network {name_or_id}: {_first_line(error)}") from None
+        raise CloudError(f"looking up network {name_or_id}: {first_line(error)}") from None
     if network is None:
         raise NotFoundError(
             f"network {name_or_id} not found in this project", fix="`openstack network list` shows the names"

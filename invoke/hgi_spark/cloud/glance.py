@@ -19,7 +19,7 @@ import openstack.connection
 import openstack.exceptions as sdk
 
 from hgi_spark.cloud.connection import project_id
-from hgi_spark.core.errors import CloudError, NotFoundError, RefusedError
+from hgi_spark.core.errors import CloudError, NotFoundError, RefusedError, first_line
 
 Connection = openstack.connection.Connection
 
@@ -80,8 +80,7 @@ def _call(what: str, function: Any, *args: Any, **kwargs: Any) -> Any:
     except sdk.EndpointNotFound as error:
         raise CloudError(f"{what}: no image service in the catalog ({error})", fix="check OS_REGION_NAME") from None
     except (sdk.SDKException, ksa.ClientException) as error:
-        text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CloudError(f"{what}: {text}") from None
+        raise CloudError(f"{what}: {first_line(error)}") from None
 
 
 def _is_generator(value: Any) -> bool:
@@ -223,7 +222,7 @@ def find_project(connection: Connection, name: str) -> str | None:
     except (sdk.SDKException, ksa.ClientException) as error:
         if getattr(error, "status_code", None) == 403:
             return None
-        raise CloudError(f"looking up project {name}: {str(error).splitlines()[0]}") from None
+        raise CloudError(f"looking up project {name}: {first_line(error)}") from None
     if project is None:
         raise NotFoundError(f"project {name} not found in Keystone", fix="check the name, or give the project's ID")
     return str(project.id)

@@ -16,17 +16,13 @@ import keystoneauth1.exceptions as ksa
 import openstack.connection
 import openstack.exceptions as sdk
 
-from hgi_spark.core.errors import CloudError
+from hgi_spark.core.errors import CloudError, first_line
 
 T = TypeVar("T")
 
 
 class Forbidden(CloudError):
     """The cloud's policy does not let this user read it: unknown, which is not the same as failing."""
-
-
-def _first_line(error: BaseException) -> str:
-    return (str(error).strip() or type(error).__name__).splitlines()[0]
 
 
 def _asked(what: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
@@ -38,9 +34,9 @@ def _asked(what: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
             try:
                 return function(*args, **kwargs)
             except sdk.ForbiddenException as error:
-                raise Forbidden(f"{what}: this user may not read it ({_first_line(error)})") from None
+                raise Forbidden(f"{what}: this user may not read it ({first_line(error)})") from None
             except (sdk.SDKException, ksa.ClientException) as error:
-                raise CloudError(f"{what}: the cloud answered: {_first_line(error)}") from None
+                raise CloudError(f"{what}: the cloud answered: {first_line(error)}") from None
 
         return wrapper
 

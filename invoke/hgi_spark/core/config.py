@@ -33,7 +33,7 @@ _VERSION_PATTERN = r"^\d+(\.\d+)*$"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
 
 
 # --- image definitions -----------------------------------------------------------------------------
@@ -153,7 +153,7 @@ class WrapperSettings(_Strict):
 class WrapperKeys(BaseModel):
     """The wrapper's keys in a deployment file; everything else belongs to the root module."""
 
-    model_config = ConfigDict(extra="ignore", strict=True)
+    model_config = ConfigDict(extra="ignore", strict=True, defer_build=True)
 
     terraform: WrapperSettings = Field(default_factory=WrapperSettings)
     image: str | None = None

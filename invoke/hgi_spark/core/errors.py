@@ -9,6 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of another library's error, for one of ours (its type when it says nothing)."""
+    return (str(error).strip() or type(error).__name__).splitlines()[0]
+
+
 class HgiError(Exception):
     """An expected failure with a message fit for the user."""
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictStr, create_model
 
-from .errors import ConfigError
+from .errors import ConfigError, first_line
 from .layout import cache_dir
 
 CACHE_VERSION = 1
@@ -97,8 +97,7 @@ def _parse(files: tuple[Path, ...]) -> tuple[tuple[str, Variable], ...]:
             with tf_file.open(encoding="utf-8") as handle:
                 parsed = hcl2.load(handle)
         except Exception as error:  # python-hcl2 raises lark errors of many kinds
-            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise ConfigError(f"cannot parse HCL: {first_line}", file=tf_file) from None
+            raise ConfigError(f"cannot parse HCL: {first_line(error)}", file=tf_file) from None
         for block in parsed.get("variable", []):
             for raw_name, body in block.items():
                 name = _unquote(raw_name)

@@ -243,9 +243,8 @@ variable "tls" {
 }
 
 variable "ready_timeout_s" {
-  description = "How long run-node waits for the node to be ready before it fails."
+  description = "How long run-node waits for the node to be ready before it fails (deployments/defaults.yml ready_timeout_s, its one default)."
   type        = number
-  default     = 120
   nullable    = false
 
   validation {

@@ -10,6 +10,7 @@ variables {
   http_port                  = 8890
   jupyter_password_hash_file = "/srv/repo/deployments/spark-local/t/secrets/jupyter-password.hash"
   workers                    = 2
+  ready_timeout_s            = 600
   ports = {
     ssh                = 22, http = 8888, https = 443, spark_master = 7077, spark_master_ui = 8080, spark_worker_ui = 8081,
     spark_app_ui_first = 4040, spark_app_ui_last = 4050, spark_driver = 40000, spark_blockmanager = 40001,

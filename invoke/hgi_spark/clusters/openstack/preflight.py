@@ -18,9 +18,15 @@ from hgi_spark.cloud.project import Forbidden, Project
 from hgi_spark.clusters.openstack.report import FAIL, NOT_CHECKED, OK, Check, Report
 from hgi_spark.clusters.openstack.request import Request, rules_in_plan
 from hgi_spark.core.errors import CloudError, HgiError
+from hgi_spark.core.layout import ImageRef
 
 # The metadata key the naming module gives every node: how an update finds what is already there.
 DEPLOYMENT_METADATA = "hgi-spark-deployment"
+
+
+def image_command(request: Request, task: str) -> str:
+    """The image task a fix asks for, as the user types it."""
+    return ImageRef.parse(request.image).command(task) if request.image else task
 
 
 def deployment_tags(deployment: str) -> list[str]:
@@ -74,7 +80,7 @@ class Probe:
                             label,
                             FAIL,
                             f"{r.glance_name} is shared with this project but {status}, not accepted",
-                            fix=f"run: bash invoke.sh image {r.image} accept",
+                            fix=f"run: {image_command(r, 'accept')}",
                         )
                     ]
             return [
@@ -82,8 +88,8 @@ class Probe:
                     label,
                     FAIL,
                     f"no image {r.glance_name} visible to this project",
-                    fix=f"build it (bash invoke.sh image {r.image} build) or have its owner share it "
-                    f"(bash invoke.sh image {r.image} share --with <this project>)",
+                    fix=f"build it ({image_command(r, 'build')}) or have its owner share it "
+                    f"({image_command(r, 'share --with <this project>')})",
                 )
             ]
         active = [i for i in visible if i.status == "active"]
@@ -94,7 +100,7 @@ class Probe:
                     label,
                     FAIL,
                     f"{r.glance_name} exists but is {states}, not active",
-                    fix=f"wait for the upload to finish, or rebuild: bash invoke.sh image {r.image} build --force",
+                    fix=f"wait for the upload to finish, or rebuild: {image_command(r, 'build --force')}",
                 )
             ]
         image = active[0]
@@ -105,7 +111,7 @@ class Probe:
                     label,
                     FAIL,
                     f"{r.glance_name} ({image.id}) is not shared with this project",
-                    fix=f"ask its owner to run: bash invoke.sh image {r.image} share --with <this project>",
+                    fix=f"ask its owner to run: {image_command(r, 'share --with <this project>')}",
                 )
             ]
         more = f"; {len(active)} active images carry this name" if len(active) > 1 else ""

@@ -1,15 +1,16 @@
 # The node environment the scripts read: every contract variable, per role, and each validation.
 
 variables {
-  role         = "master"
-  mode         = "system"
-  node_name    = "spark-ld14-master"
-  state_dir    = "/var/lib/hgi-spark"
-  hail_home    = "/opt/hail"
-  hail_venv    = "/opt/hail/venv"
-  hail_tmp_dir = "/opt/hail/tmp"
-  bind_address = "10.0.0.5"
-  master_host  = "10.0.0.5"
+  role            = "master"
+  mode            = "system"
+  node_name       = "spark-ld14-master"
+  state_dir       = "/var/lib/hgi-spark"
+  hail_home       = "/opt/hail"
+  hail_venv       = "/opt/hail/venv"
+  hail_tmp_dir    = "/opt/hail/tmp"
+  bind_address    = "10.0.0.5"
+  master_host     = "10.0.0.5"
+  ready_timeout_s = 600
   ports = {
     http               = 80
     https              = 443

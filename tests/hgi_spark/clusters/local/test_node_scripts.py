@@ -67,6 +67,7 @@ def node_env(tmp_path: Path, venv: Path, role: str, **overrides: str) -> dict[st
         "SPARK_UI_PORT_RETRIES": "10",
         "SPARK_WORKER_CLEANUP_INTERVAL_S": "1800",
         "SPARK_WORKER_APPDATA_TTL_S": "3600",
+        "READY_TIMEOUT_S": "120",
         "JUPYTER_PORT": "18889",
         "HTTP_PORT": "18888",
         "HTTP_LISTEN_ADDRESS": "127.0.0.1",
