@@ -31,7 +31,7 @@ output "worker_private_ips" {
 }
 
 output "jupyter_url" {
-  description = "JupyterLab, behind nginx on the master (password: `password` task or `outputs --show-secrets`)."
+  description = "JupyterLab, behind nginx on the master (its password: the deployment's `password` task)."
   value       = "${local.scheme}://${local.public_address}/jupyter/"
 }
 

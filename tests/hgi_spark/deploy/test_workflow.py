@@ -26,6 +26,7 @@ import pytest
 
 from hgi_spark.cloud import credentials
 from hgi_spark.clusters.base import Cluster
+from hgi_spark.core import locking
 from hgi_spark.core.errors import ConfigError, RefusedError, ToolError
 from hgi_spark.core.layout import Repository
 from hgi_spark.deploy import workflow
@@ -463,6 +464,68 @@ def test_on_a_terminal_colour_is_kept_and_ctrl_c_stops_terraform_gracefully(repo
     assert " plan -input=false" in text and " apply -input=false" in text, "no -no-color on a terminal"
     assert "Interrupt received" in text and "Two interrupts received" not in text, "exactly one SIGINT"
     assert state(repo)["lineage"] and not list(folder(repo).glob("*.tfplan*"))
+
+
+def test_a_closed_terminal_is_one_ctrl_c(repo: Repository) -> None:
+    """The terminal goes away mid-apply (an ssh session lost, a laptop closed): the hang-up reaches the
+    task, which passes one interrupt to terraform; terraform stops gracefully, saves its state, and
+    the lock and the plan are gone, instead of a half-applied plan running on unseen."""
+    edit(repo, "nodes: 1\ncreate_delay: 30\n")
+    env = {**os.environ, "HGI_REPOSITORY": str(repo.root)}
+    argv = [str(INVOKE), "--search-root", str(ROOT / "invoke"), "deployment.up", "--name", T1]
+    started = time.monotonic()
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(argv[0], argv, env)
+    output = bytearray()
+    try:
+        _read_until(fd, output, lambda: bool(markers(repo)), 20)
+        assert markers(repo), output.decode(errors="replace")
+    finally:
+        os.close(fd)  # hang up: the kernel sends SIGHUP to the terminal's session
+    deadline = time.monotonic() + 25
+    status = None
+    while status is None and time.monotonic() < deadline:
+        done, code = os.waitpid(pid, os.WNOHANG)
+        status = code if done else None
+        time.sleep(0.05)
+    if status is None:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the task did not stop after its terminal closed")
+    assert time.monotonic() - started < 25, "terraform stopped instead of sleeping on"
+    assert os.waitstatus_to_exitcode(status) == Interrupted.exit_code
+    assert state(repo)["lineage"]
+    assert not list(folder(repo).glob("*.tfplan*"))
+    assert locking.holder(folder(repo) / ".lock") is None, "the lock is free"
+    edit(repo, "nodes: 1\n")
+    workflow.up(T1, repo)  # the deployment carries on from there
+    assert resources(repo) == ["terraform_data.node[0]"]
+
+
+def test_a_state_that_cannot_be_read_is_one_line(repo: Repository) -> None:
+    """A truncated state: status shows everything else and says what to do; a plan stops before terraform."""
+    workflow.up(T1, repo)
+    path = folder(repo) / "terraform.tfstate"
+    path.write_text(path.read_text()[:200])
+    env = {**os.environ, "HGI_REPOSITORY": str(repo.root)}
+    for args in (["deployment.status", "--name", T1], ["deployment.plan", "--name", T1, "--to", "update"]):
+        done = subprocess.run(
+            [str(INVOKE), "--search-root", str(ROOT / "invoke"), *args], capture_output=True, text=True, env=env
+        )
+        assert done.returncode == 3, done.stderr
+        assert done.stderr.strip().splitlines() == [done.stderr.strip()], "one line"
+        assert "Traceback" not in done.stderr
+        assert "deployments/toy/t1/terraform.tfstate: the state is not readable JSON" in done.stderr
+        assert "terraform.tfstate.backup" in done.stderr and "terraform state push" in done.stderr
+    shown = subprocess.run(
+        [str(INVOKE), "--search-root", str(ROOT / "invoke"), "deployment.status", "--name", T1],
+        capture_output=True,
+        text=True,
+        env=env,
+    ).stdout
+    assert "lock" in shown and "UNREADABLE" in shown  # the rest of status is still there
+    assert not list(folder(repo).glob("*.tfplan*"))
 
 
 def test_cloud_credentials_only_for_modules_that_need_them(repo: Repository, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -233,10 +233,11 @@ class LocalCluster(Cluster):
 
     # --- before terraform ------------------------------------------------------------------
 
-    def http_port(self, nodes: Mapping[str, Node]) -> int:
-        """nginx's port: the running master keeps its own; otherwise ports.http or the first free above it."""
+    def http_port(self, nodes: Mapping[str, Node], strays: Sequence[Node] = ()) -> int:
+        """nginx's port: a running master (in the state or left by a killed apply) keeps its own;
+        otherwise ports.http or the first free port above it."""
         wanted = self._ports()["http"]
-        master = nodes.get("master")
+        master = nodes.get("master") or next((n for n in strays if n.role == "master"), None)
         if master is not None and master.alive():
             current = int(master.env.get("HTTP_PORT", wanted))
             if wanted <= current < wanted + HTTP_PORT_SEARCH:
@@ -255,12 +256,12 @@ class LocalCluster(Cluster):
         """The values only the wrapper knows; without side effects (asked once per run)."""
         image = self._image()
         vcpus, ram_mb = host_resources()
-        known = nodes_in_state(state)
+        known, strays = self.all_nodes(state)
         return {
             "prefix": str(prefix.prefix_path(prefix.PrefixSpec.of(image))),
             "host_vcpus": vcpus,
             "host_ram_mb": ram_mb,
-            "http_port": self.http_port(known),
+            "http_port": self.http_port(known, strays),
             "jupyter_password_hash_file": str(secrets.JupyterSecret.of(self.deployment.paths).hash_file.absolute()),
             "generations": generations(known),
         }
@@ -299,7 +300,7 @@ class LocalCluster(Cluster):
                 fix="stop that program, or give this deployment other ports in its deployment.yml "
                 "(two local clusters at once need different ones)",
             )
-        port = self.http_port(known)
+        port = self.http_port(known, strays)
         if port != self._ports()["http"]:
             self.say(f"port {self._ports()['http']} (ports.http) is in use: nginx will listen on {port}")
 

@@ -401,13 +401,25 @@ require_free_port() {
   fi
 }
 
+# One run-node at a time per node (local mode): a start or stop waits for one still running, e.g.
+# the start of an apply whose terraform was killed, which would otherwise stop what the next
+# start began. The lock is fd 9, closed for the daemons so they never hold it.
+hold_node_lock() {
+  mkdir -p "${STATE_DIR}"
+  exec 9>"${STATE_DIR}/.run-node.lock"
+  if ! flock -n 9; then
+    log "waiting for another run-node of this node to finish"
+    flock -w "${READY_TIMEOUT_S}" 9 || die "another run-node of ${NODE_NAME} still runs after ${READY_TIMEOUT_S} s"
+  fi
+}
+
 # Start a detached process (own session, no terminal) with its log and pid file.
 start_detached() {
   local name="$1"
   shift
   local log_file="${LOG_DIR}/${name}.log"
   log "starting ${name}: $*"
-  nohup setsid "$@" </dev/null >>"${log_file}" 2>&1 &
+  nohup setsid "$@" </dev/null >>"${log_file}" 2>&1 9>&- &
   printf '%s\n' "$!" >"$(pid_file "${name}")"
 }
 
