@@ -83,12 +83,24 @@ def test_every_process_listens_on_loopback_only(cluster: LocalCluster) -> None:
     assert all(fields[3].startswith(("127.0.0.1:", "[::ffff:127.0.0.1]:")) for fields in ours), ours
 
 
-def test_spark_master_ui_is_served_through_nginx(cluster: LocalCluster) -> None:
+def test_every_spark_page_is_behind_the_jupyter_login(cluster: LocalCluster, password: str) -> None:
+    """One password: the Spark master's UI and the worker UI it proxies answer only after Jupyter's login."""
     import requests
 
-    page = requests.get(f"http://127.0.0.1:{PORTS['http']}/spark/", timeout=10)
-    assert page.status_code == 200 and "Spark Master at spark://127.0.0.1:27077" in page.text
-    assert 'href="/spark/static/' in page.text  # links work behind the /spark/ prefix
+    site = f"http://127.0.0.1:{PORTS['http']}"
+    worker = cluster.master_json()["workers"][0]["id"]
+    pages = ["/spark/", f"/spark/proxy/{worker}/", f"/spark/proxy/{worker}/logPage/?self&logType=stderr"]
+    for page in pages:
+        answer = requests.get(site + page, allow_redirects=False, timeout=10)
+        assert answer.status_code == 302, page
+        assert answer.headers["Location"].startswith("/jupyter/login?next=/spark/"), page
+    jupyter = Jupyter(site + "/jupyter/")
+    assert jupyter.login(password) == 302
+    for page in pages:
+        assert jupyter.http.get(site + page, timeout=10).status_code == 200, page
+    master = jupyter.http.get(site + "/spark/", timeout=10).text
+    assert "Spark Master at spark://127.0.0.1:27077" in master
+    assert 'href="/spark/static/' in master  # links work behind the /spark/ prefix
 
 
 def test_jupyter_refuses_no_password_and_a_wrong_one(cluster: LocalCluster, password: str) -> None:
@@ -113,7 +125,8 @@ def test_jupyter_kernel_runs_the_readme_job_on_a_worker(cluster: LocalCluster, p
         import requests
 
         url = f"http://127.0.0.1:{PORTS['http']}/spark/proxy/{app_id}/api/v1/applications/{app_id}/executors"
-        executors = requests.get(url, timeout=10).json()
+        assert requests.get(url, allow_redirects=False, timeout=10).status_code == 302  # behind the login too
+        executors = jupyter.http.get(url, timeout=10).json()
         workers = [e for e in executors if e["id"] != "driver"]
         assert workers, executors
         assert sum(e["completedTasks"] for e in workers) > 0

@@ -394,6 +394,11 @@ def run_forwarding_signals(
 
     def forward(signum: int, _frame: Any) -> None:
         received.append(signum)
+        if signum == signal.SIGHUP:  # the terminal is gone: what is still said goes nowhere, quietly
+            quiet = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(quiet, 1)
+            os.dup2(quiet, 2)
+            os.close(quiet)
         if child.poll() is None:
             child.send_signal(signal.SIGINT if signum in (signal.SIGINT, signal.SIGHUP) else signum)
 

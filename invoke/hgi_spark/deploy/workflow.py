@@ -228,12 +228,20 @@ def validate(name: str | None, repo: Repository | None = None) -> Path:
 
 
 def _prepare(run: Run, purpose: Purpose, *, skip_checks: bool) -> Path:
-    """The cluster's checks and preparation for ``purpose``, render terraform.tfvars.json, init."""
-    run.cluster.check(purpose, run.state(), skip=skip_checks)
+    """init, the cluster's checks and preparation for ``purpose``, render terraform.tfvars.json.
+
+    A local state is read before init (terraform would stop on a broken one with a page of text);
+    a remote state can only be read once the backend is initialised.
+    """
+    if run.terraform.backend.type == "local":
+        state = run.state(fresh=True)  # a state terraform could not read stops here, in one line
+        run.terraform.init()
+    else:
+        run.terraform.init()
+        state = run.state(fresh=True)
+    run.cluster.check(purpose, state, skip=skip_checks)
     run.cluster.prepare(purpose)
-    rendered = _render(run)
-    run.terraform.init()
-    return rendered
+    return _render(run)
 
 
 def _make_plan(run: Run, purpose: Purpose, rendered: Path) -> PlanSummary:

@@ -156,7 +156,47 @@ spark.ui.reverseProxyUrl              /spark
 spark.worker.cleanup.enabled          true
 spark.worker.cleanup.interval         ${SPARK_WORKER_CLEANUP_INTERVAL_S}
 spark.worker.cleanup.appDataTtl       ${SPARK_WORKER_APPDATA_TTL_S}
+# Shared use: several people (notebooks, pyspark, submit) use one cluster at once. An application
+# holds executors only while it has tasks (dynamic allocation; shuffle files are tracked, so no
+# external shuffle service is needed), so an idle notebook's SparkContext leaves the cores to a
+# job submitted meanwhile; executors that keep shuffle data are released after the timeout.
+spark.dynamicAllocation.enabled                   true
+spark.dynamicAllocation.shuffleTracking.enabled   true
+spark.dynamicAllocation.shuffleTracking.timeout   300s
+spark.dynamicAllocation.executorIdleTimeout       60s
+# A quiet console for drivers (pyspark, notebooks, submit): warnings and errors only; the daemons
+# log everything to their files (log4j2.properties beside this file).
+spark.driver.extraJavaOptions         -Dhgi.console.level=warn
 CONF
+}
+
+# Logging of every Spark process on the node: the console at hgi.console.level (INFO for the
+# daemons, WARN for drivers, see spark.driver.extraJavaOptions), and, when hgi.driver.log names a
+# file (submit does), every INFO line of the driver there.
+render_log4j() {
+  write_file "${SPARK_CONF_DIR}/log4j2.properties" <<'LOG4J'
+# Rendered by run-node.
+rootLogger.level = info
+rootLogger.appenderRef.console.ref = console
+rootLogger.appenderRef.file.ref = file
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n%ex
+appender.console.filter.threshold.type = ThresholdFilter
+appender.console.filter.threshold.level = ${sys:hgi.console.level:-info}
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = ${sys:hgi.driver.log:-/dev/null}
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n%ex
+# Spark's own defaults for chatty libraries.
+logger.jetty.name = org.sparkproject.jetty
+logger.jetty.level = warn
+logger.parquet.name = org.apache.parquet
+logger.parquet.level = error
+LOG4J
 }
 
 # The login environment of the application user, read by profile.d/hgi-spark.sh.
@@ -277,11 +317,29 @@ NGINX
         proxy_buffering off;
     }
 
+    # One login for every page: JupyterLab's. Each request to the Spark UIs (the master's, and the
+    # workers' and applications' it proxies, with their logs and environment pages) is first asked
+    # of Jupyter's /api/me with the browser's cookie: 200 logged in, 403 not (then: the login page).
+    location = /_hgi_auth {
+        internal;
+        proxy_pass http://127.0.0.1:${JUPYTER_PORT}/jupyter/api/me;
+        proxy_pass_request_body off;
+        proxy_set_header Content-Length "";
+        proxy_set_header Host \$http_host;
+        proxy_set_header X-Forwarded-Proto \$scheme;
+    }
+
+    location @hgi_login {
+        return 302 /jupyter/login?next=\$request_uri;
+    }
+
     location = /spark {
         return 302 /spark/;
     }
 
     location /spark/ {
+        auth_request /_hgi_auth;
+        error_page 401 403 = @hgi_login;
         proxy_pass http://${SPARK_MASTER_HOST}:${SPARK_MASTER_WEBUI_PORT}/;
         proxy_http_version 1.1;
         proxy_set_header Host \$http_host;
@@ -342,6 +400,7 @@ render_all() {
   mkdir -p "${CONF_DIR}" "${RUN_DIR}" "${LOG_DIR}" "${HAIL_TMP_DIR}"
   [[ ${NODE_MODE} != local ]] || save_node_env "${role}"
   render_spark_defaults
+  render_log4j
   render_app_env
   if [[ ${role} == master ]]; then
     mkdir -p "${NOTEBOOK_DIR}"
