@@ -165,9 +165,34 @@ def test_submit_runs_a_script_with_arguments(cluster: LocalCluster, tmp_path: Pa
     done = cluster.invoke("submit", str(script), "--", "one", "two words")
     assert ANSWER in done.stdout
     assert "ARGS ['one', 'two', 'words']" in done.stdout or "ARGS ['one', 'two words']" in done.stdout
+    # A quiet console: Spark's INFO lines go to the driver log whose path is said at the end.
+    assert " INFO " not in done.stderr, done.stderr[-2000:]
+    log = Path(done.stderr.split("driver log: ", 1)[1].split()[0])
+    assert " INFO " in log.read_text()
     failing = tmp_path / "fail.py"
     failing.write_text("raise SystemExit(3)\n")
     assert cluster.invoke("submit", str(failing), check=False).returncode == 3
+
+
+def test_a_notebook_holding_a_spark_context_leaves_room_for_a_submit(
+    cluster: LocalCluster, password: str, tmp_path: Path
+) -> None:
+    """Shared use: a kernel keeps its SparkContext (as the README's notebooks do) and a submitted job
+    still gets executors; both finish (dynamic allocation frees an idle application's executors)."""
+    jupyter = Jupyter(f"http://127.0.0.1:{PORTS['http']}/jupyter/")
+    assert jupyter.login(password) == 302
+    kernel = jupyter.start_kernel()
+    try:
+        first = jupyter.execute(kernel, readme_job(), timeout=300)
+        assert ANSWER in first
+        script = tmp_path / "while-a-notebook-holds-a-context.py"
+        script.write_text(readme_job())
+        done = cluster.invoke("submit", str(script), timeout=420)
+        assert ANSWER in done.stdout
+        again = jupyter.execute(kernel, "print(hl.import_vcf(vcf).count())", timeout=300)
+        assert ANSWER in again
+    finally:
+        jupyter.stop_kernel(kernel)
 
 
 def test_chromium_logs_in_and_shows_jupyterlab(cluster: LocalCluster, password: str) -> None:

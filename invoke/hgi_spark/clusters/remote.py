@@ -164,7 +164,13 @@ def entry(outputs: Mapping[str, Any], read_console: Callable[[str], str], known_
 # --- submit -----------------------------------------------------------------------------------------
 
 # Runs on the master as the application user: the script arrives on stdin; its exit code is ssh's.
-_SUBMIT = 'f="$(mktemp --suffix=.py)" && trap \'rm -f "$f"\' EXIT && cat >"$f" && spark-submit "$f"{args}; exit $?'
+# The driver's full log goes to a file in the user's home, its path said at the end.
+_SUBMIT = (
+    'f="$(mktemp --suffix=.py)" && trap \'rm -f "$f"\' EXIT && cat >"$f" && mkdir -p "$HOME/submit-logs" && '
+    'log="$HOME/submit-logs/submit-$(date -u +%Y%m%dT%H%M%SZ).log" && '
+    'spark-submit --conf "spark.driver.extraJavaOptions=-Dhgi.console.level=warn -Dhgi.driver.log=$log" "$f"{args}; '
+    'code=$?; echo "driver log on the master: $log" >&2; exit $code'
+)
 
 
 def ssh_argv(spot: Target, known_hosts: Path, remote: str, *, batch: bool = True) -> list[str]:

@@ -14,6 +14,7 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -376,8 +377,13 @@ class LocalCluster(Cluster):
             raise RefusedError(
                 f"the master of {self.deployment.ref} is not running", fix=f"restart it: {self.command('up')}"
             )
-        argv = ["bash", "-c", '. "$0" && exec spark-submit "$@"', str(profile), str(path), *args]
-        return subprocess.run(argv, check=False).returncode
+        log = Path(master.env["STATE_DIR"]) / "logs" / f"submit-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.log"
+        options = f"-Dhgi.console.level=warn -Dhgi.driver.log={log}"
+        argv = ["bash", "-c", '. "$0" && exec spark-submit "$@"', str(profile)]
+        argv += ["--conf", f"spark.driver.extraJavaOptions={options}", str(path), *args]
+        code = subprocess.run(argv, check=False).returncode
+        self.say(f"driver log: {log}")
+        return code
 
 
 def generations(nodes: Mapping[str, Node]) -> dict[str, int]:
