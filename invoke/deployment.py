@@ -68,16 +68,56 @@ def plan(c, name=None, to="update", skip_preflight=False):
     print(workflow.plan(deployment_name(name), to, skip_checks=skip_preflight).line())
 
 
-@task(help={"name": NAME_HELP, "json": JSON_HELP, "show_secrets": SECRETS_HELP})
+@task(
+    help={
+        "name": NAME_HELP,
+        "json": JSON_HELP,
+        "show_secrets": SECRETS_HELP,
+        "nodes": "each node's health instead: services, registration with the master, shared tmp, "
+        "running applications and Jupyter kernels",
+    }
+)
 @handled
-def status(c, name=None, json=False, show_secrets=False):
+def status(c, name=None, json=False, show_secrets=False, nodes=False):
     """State, pending plans (fresh or stale, and why), lock holder, processes or nodes; changes nothing."""
     from hgi_spark.deploy import workflow
 
+    if nodes:
+        print(workflow.health(deployment_name(name)).text(as_json=json))
+        return
     result = workflow.status(deployment_name(name))
     print(result.as_json(show_secrets=show_secrets) if json else result.as_text(show_secrets=show_secrets))
     if result.problems:
         raise Exit(f"error: {result.problems[0]}", code=3)
+
+
+@task(help={"name": NAME_HELP, "dest": "the folder the archive goes to (default: the current folder)"})
+@handled
+def diagnose(c, name=None, dest="."):
+    """One archive of every node's logs, configuration and status, every secret masked."""
+    from pathlib import Path
+
+    from hgi_spark.deploy import workflow
+
+    print(workflow.diagnose(deployment_name(name), Path(dest)))
+
+
+@task(help={"name": NAME_HELP})
+@handled
+def idle(c, name=None):
+    """How long the cluster has had no running Spark application and no busy Jupyter kernel (read-only)."""
+    from hgi_spark.deploy import workflow
+
+    print(workflow.idle(deployment_name(name)).line())
+
+
+@task(help={"name": NAME_HELP})
+@handled
+def reap(c, name=None):
+    """For cron: destroy the cluster if its YAML opted in (max_idle) and it has been idle longer."""
+    from hgi_spark.deploy import workflow
+
+    print(workflow.reap(deployment_name(name)))
 
 
 @task(help={"name": NAME_HELP, "json": JSON_HELP})
@@ -157,5 +197,20 @@ def ssh_config(c, name=None):
 
 
 namespace = Collection(
-    clean, down, init, outputs, password, plan, preflight, ssh_config, status, submit, up, update, validate
+    clean,
+    diagnose,
+    down,
+    idle,
+    init,
+    outputs,
+    password,
+    plan,
+    preflight,
+    reap,
+    ssh_config,
+    status,
+    submit,
+    up,
+    update,
+    validate,
 )

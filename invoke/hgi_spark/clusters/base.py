@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
+from hgi_spark.clusters.diagnose import Archive
+from hgi_spark.clusters.health import ClusterHealth
 from hgi_spark.core.config import Deployment
 from hgi_spark.core.errors import UsageError
 
@@ -30,17 +32,6 @@ Rows = list[tuple[str, str]]
 
 def _stderr(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
-
-
-@dataclass(frozen=True)
-class NodeHealth:
-    """One node as ``status --nodes`` shows it: reachable or not, its services, its share."""
-
-    name: str
-    role: str
-    reachable: bool
-    services: Mapping[str, str]
-    detail: str = ""
 
 
 class Cluster:
@@ -100,9 +91,17 @@ class Cluster:
         """Extra ``status`` rows about the cluster itself (processes, nodes, the cloud)."""
         return []
 
-    def nodes(self, state: Mapping[str, Any] | None, outputs: Mapping[str, Any]) -> list[NodeHealth]:
-        """Per-node health for ``status --nodes``."""
+    def health(self, state: Mapping[str, Any] | None, outputs: Mapping[str, Any]) -> ClusterHealth:
+        """Per-node health for ``status --nodes``: services, registration, disk, applications, kernels."""
         raise self._not_here("per-node status")
+
+    def diagnose(self, state: Mapping[str, Any] | None, outputs: Mapping[str, Any], archive: Archive) -> None:
+        """Put every node's logs, configuration and state into ``archive`` (it masks the secrets)."""
+        raise self._not_here("diagnose")
+
+    def up_since(self, state: Mapping[str, Any] | None) -> datetime | None:
+        """When the cluster's master came up (the start of idleness when nothing ran since)."""
+        return None
 
     # --- acting on a running cluster -------------------------------------------------------
 

@@ -25,7 +25,7 @@ from .layout import DeploymentPaths, DeploymentRef, ImagePaths, ImageRef, Reposi
 from .variables import Variable, model_for, read_variables
 
 # Keys the wrapper handles itself; never passed to terraform as they are written.
-WRAPPER_KEYS = ("terraform", "image")
+WRAPPER_KEYS = ("terraform", "image", "protect", "max_idle")
 # Variables the wrapper fills in when the root module declares them.
 INJECTED_VARIABLES = ("deployment_name", "deployment_owner", "deployment_dir", "repository_root", "image")
 
@@ -157,6 +157,10 @@ class WrapperKeys(BaseModel):
 
     terraform: WrapperSettings = Field(default_factory=WrapperSettings)
     image: str | None = None
+    # Termination protection: down (and reap) refuse the deployment while this is true.
+    protect: bool = False
+    # Opt-in for `reap`: destroy the cluster after this long without work, e.g. 2h, 90m, 30s.
+    max_idle: str | None = Field(default=None, pattern=r"^\d+(s|m|h|d)$")
 
     @field_validator("image")
     @classmethod
@@ -176,8 +180,10 @@ class Deployment:
     settings: dict[str, Any]
     wrapper: WrapperSettings
     image: Image | None
+    protect: bool
     variables: dict[str, Variable]
     input_files: list[Path]
+    max_idle_s: int | None = None
     _documents: list[yamlio.YamlDocument] = field(default_factory=list, repr=False)
 
     def tfvars(self, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -252,11 +258,20 @@ def load_deployment(name: str | None, repo: Repository | None = None) -> Deploym
         repo=repo,
         settings=module_keys,
         wrapper=wrapper_keys.terraform,
+        protect=wrapper_keys.protect,
+        max_idle_s=duration_s(wrapper_keys.max_idle),
         image=image,
         variables=variables,
         input_files=[p for p in paths.layers if p.is_file()],
         _documents=documents,
     )
+
+
+def duration_s(text: str | None) -> int | None:
+    """``2h`` -> 7200 (s, m, h, d); None stays None."""
+    if text is None:
+        return None
+    return int(text[:-1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[text[-1]]
 
 
 # --- helpers ------------------------------------------------------------------------------------------

@@ -280,6 +280,8 @@ def plan(name: str | None, purpose: str, repo: Repository | None = None, *, skip
     """``plan --to up|update|destroy``: write ``<purpose>.tfplan`` and its record, show a summary."""
     wanted = check_purpose(purpose)
     run = load(name, repo)
+    if wanted == "destroy":
+        _refuse_protected(run, "a destroy plan")
     with holding(run, f"plan --to {wanted}"):
         return _make_plan(run, wanted, _prepare(run, wanted, skip_checks=skip_checks))
 
@@ -320,9 +322,20 @@ def update(name: str | None, repo: Repository | None = None) -> dict[str, Any]:
         return _outputs_when_ready(run)
 
 
+def _refuse_protected(run: Run, what: str) -> None:
+    if run.deployment.protect:
+        raise RefusedError(
+            f"deployment {run.deployment.ref} is protected: {what} refused",
+            file=run.display(run.paths.definition),
+            key="protect",
+            fix="set protect: false in the deployment's YAML first, if it really is to go",
+        )
+
+
 def down(name: str | None, repo: Repository | None = None) -> dict[str, Any]:
     """Apply ``destroy.tfplan``; returns what is left in the state's outputs (normally nothing)."""
     run = load(name, repo)
+    _refuse_protected(run, "down")
     with holding(run, "down"):
         _apply_plan(run, "destroy")
         return _outputs(run)
@@ -389,7 +402,10 @@ class Status:
 
 def status(name: str | None, repo: Repository | None = None) -> Status:
     """State, pending plans (fresh or stale, and why), lock, the cluster's own rows, outputs."""
-    run = load(name, repo)
+    return _status(load(name, repo))
+
+
+def _status(run: Run) -> Status:
     d = run.deployment
     rows = [("deployment", str(d.ref)), ("root module", run.display(d.paths.root_module) + "/")]
     problems: list[str] = []
@@ -428,11 +444,43 @@ def status(name: str | None, repo: Repository | None = None) -> Status:
     return Status(rows, outputs, tuple(problems))
 
 
-def nodes(name: str | None, repo: Repository | None = None) -> list[Any]:
-    """Per-node health of a running cluster (``status --nodes``)."""
+def health(name: str | None, repo: Repository | None = None) -> Any:
+    """Per-node health of a running cluster (``status --nodes``): bounded waits, never a traceback."""
     run = load(name, repo)
     state = run.state()
-    return run.cluster.nodes(state, dict((state or {}).get("outputs", {})))
+    return run.cluster.health(state, dict((state or {}).get("outputs", {})))
+
+
+def diagnose(name: str | None, dest: Path, repo: Repository | None = None) -> Path:
+    """``diagnose``: one archive of every node's logs and state, the rendered configuration and
+    status, every secret masked (the Jupyter password and its hash, sensitive variables)."""
+    from hgi_spark.clusters.diagnose import Archive, archive_name, masked_tfvars
+    from hgi_spark.core import secrets
+
+    run = load(name, repo)
+    secret = secrets.JupyterSecret.of(run.paths)
+    hidden = [p.read_text(encoding="utf-8").strip() for p in (secret.password_file, secret.hash_file) if p.is_file()]
+    try:
+        state = run.state()
+    except StateUnreadable as error:
+        state = None
+        run.say(f"diagnose: {error.message}")
+    outputs = dict((state or {}).get("outputs", {}))
+    path = dest.expanduser().absolute() / archive_name(str(run.deployment.ref))
+    with Archive(path, secrets=hidden) as archive:
+        sensitive = [n for n, v in run.deployment.variables.items() if v.sensitive]
+        try:
+            archive.add_text("configuration/terraform.tfvars.json", masked_tfvars(run.tfvars(), sensitive))
+        except ConfigError as error:
+            archive.summary.append(f"configuration: {error.message}")
+        for layer in run.deployment.input_files:
+            archive.add_file(f"configuration/{run.display(layer)}", layer)
+        archive.add_text("status.json", _status(run).as_json() + "\n")
+        run.cluster.diagnose(state, outputs, archive)
+        found = run.cluster.health(state, outputs)
+        archive.add_text("health.json", json.dumps(found.as_dict(), indent=2) + "\n")
+        archive.summary.extend(f"{label}: {row}" for label, row in found.rows())
+    return path
 
 
 def _deployed(run: Run) -> dict[str, Any]:
@@ -465,3 +513,89 @@ def preflight(name: str | None, repo: Repository | None = None) -> Any:
             fix="preflight is for OpenStack deployments such as spark/OWNER",
         )
     return report()
+
+
+# --- idle clusters -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Idleness:
+    """``idle``: whether the cluster does nothing, since when, and the last things that ran."""
+
+    deployment: str
+    idle: bool
+    seconds: float
+    since: str
+    why: str
+    last_application: str = ""
+    last_kernel: str = ""
+
+    def line(self) -> str:
+        if not self.idle:
+            return f"{self.deployment}: busy: {self.why}"
+        text = f"{self.deployment}: idle for {_duration(self.seconds)}, since {self.since}"
+        for label, value in (("last application", self.last_application), ("last kernel activity", self.last_kernel)):
+            if value:
+                text += f"; {label}: {value}"
+        return text
+
+
+def _duration(seconds: float) -> str:
+    minutes, second = divmod(int(seconds), 60)
+    hours, minute = divmod(minutes, 60)
+    return f"{hours}h{minute:02d}m" if hours else f"{minute}m{second:02d}s"
+
+
+def _idleness(run: Run, state: Mapping[str, Any] | None) -> Idleness:
+    from hgi_spark.clusters import health
+
+    outputs = dict((state or {}).get("outputs", {}))
+    found = run.cluster.health(state, outputs).view
+    idle = health.idleness(found, run.cluster.up_since(state))
+    app = idle.last_application
+    kernel = idle.last_kernel
+    return Idleness(
+        str(run.deployment.ref),
+        idle.idle,
+        idle.seconds(),
+        idle.since.isoformat(timespec="seconds") if idle.since else "unknown",
+        idle.why,
+        f"{app.name} ({app.user}) ended {app.ended.isoformat(timespec='seconds')}" if app and app.ended else "",
+        kernel.last_activity.isoformat(timespec="seconds") if kernel and kernel.last_activity else "",
+    )
+
+
+def idle(name: str | None, repo: Repository | None = None) -> Idleness:
+    """``idle``, read-only: how long the cluster has had no running application and no busy kernel."""
+    run = load(name, repo)
+    state = run.state()
+    if not state or not state.get("outputs"):
+        raise NotFoundError(f"deployment {run.deployment.ref} is not up", fix=f"bring it up: {run.command('up')}")
+    return _idleness(run, state)
+
+
+def reap(name: str | None, repo: Repository | None = None) -> str:
+    """``reap`` (cron, CI schedules): destroy the cluster when it opted in with ``max_idle`` and has
+    been idle longer; otherwise say why not. Never with work running, the lock held, or protected."""
+    run = load(name, repo)
+    d = run.deployment
+    if d.max_idle_s is None:
+        return f"{d.ref}: not reaped: max_idle is not set in its YAML (no opt-in)"
+    _refuse_protected(run, "reap")
+    if locking.holder(run.paths.lock) is not None:
+        return f"{d.ref}: not reaped: {locking.holder(run.paths.lock).describe()}"  # type: ignore[union-attr]
+    with holding(run, "reap"):
+        state = run.state(fresh=True)
+        if not state or not state.get("outputs"):
+            return f"{d.ref}: not reaped: it is not up"
+        found = _idleness(run, state)
+        if not found.idle:
+            return f"{d.ref}: not reaped: {found.why}"
+        if found.seconds < d.max_idle_s:
+            limit = _duration(d.max_idle_s)
+            return f"{d.ref}: not reaped: idle for {_duration(found.seconds)}, less than max_idle {limit}"
+        run.say(f"reaping: {found.line()} (max_idle {_duration(d.max_idle_s)})")
+        summary = _make_plan(run, "destroy", _prepare(run, "destroy", skip_checks=False))
+        run.say(summary.line())
+        _apply_plan(run, "destroy")
+        return f"{d.ref}: reaped after {_duration(found.seconds)} idle: {summary.line()}"

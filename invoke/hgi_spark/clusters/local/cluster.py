@@ -17,9 +17,11 @@ import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from hgi_spark.clusters import diagnose, health
 from hgi_spark.clusters.base import Cluster, Purpose, Rows
 from hgi_spark.clusters.local import prefix
 from hgi_spark.core import secrets
@@ -336,6 +338,56 @@ class LocalCluster(Cluster):
         if values.get("runtime_dir"):
             rows.append(("logs", f"{values['runtime_dir']}/*/logs/"))
         return rows
+
+    def _password(self) -> str:
+        secret = secrets.JupyterSecret.of(self.deployment.paths)
+        return secret.password_file.read_text(encoding="utf-8").strip() if secret.password_file.is_file() else ""
+
+    def health(self, state: Mapping[str, Any] | None, outputs: Mapping[str, Any]) -> health.ClusterHealth:
+        """Each node's processes (run-node --status), registration and shared tmp; the master's view."""
+        known, strays = self.all_nodes(state)
+        url = str((outputs.get("jupyter_url") or {}).get("value") or "")
+        if url:
+            view = health.master_view(url.split("/jupyter/")[0], self._password())
+        else:
+            view = health.MasterView(False, problem="the deployment is not up")
+        found = []
+        ordered = sorted(known.values(), key=lambda n: (n.role != "master", n.key.zfill(4)))
+        for node in [*ordered, *strays]:
+            services = {p.name: f"{p.state} (pid {p.pid})" if p.pid else p.state for p in node.processes()}
+            registered = ""
+            if node.role == "worker":
+                webui = f"http://{node.env.get('NODE_BIND_ADDRESS')}:{node.env.get('SPARK_WORKER_WEBUI_PORT')}"
+                registered = health.registration(view, webui)
+            detail = "" if node.in_state else "running, not in state"
+            tmp = health.free_space(str(node.env.get("HAIL_TMP_DIR", "")))
+            found.append(health.NodeHealth(node.name, node.role, True, services, registered, tmp, detail))
+        return health.ClusterHealth(found, view)
+
+    def up_since(self, state: Mapping[str, Any] | None) -> datetime | None:
+        master = nodes_in_state(state).get("master")
+        marker = master.state_dir / "ready" if master else None
+        if marker is None or not marker.is_file():
+            return None
+        return datetime.fromtimestamp(marker.stat().st_mtime, tz=timezone.utc)
+
+    def diagnose(self, state: Mapping[str, Any] | None, outputs: Mapping[str, Any], archive: Any) -> None:
+        """Every node's logs (tails), configuration, recent executors' output and processes."""
+        known, strays = self.all_nodes(state)
+        for node in [*known.values(), *strays]:
+            self.say(f"diagnose: {node.name}")
+            base = f"nodes/{node.name}"
+            for log in sorted((node.state_dir / "logs").glob("*")):
+                archive.add_file(f"{base}/logs/{log.name}", log)
+            for conf in sorted((node.state_dir / "conf").rglob("*")):
+                if conf.is_file():
+                    archive.add_file(f"{base}/{conf.relative_to(node.state_dir)}", conf)
+            for app in diagnose.newest((node.state_dir / "work").glob("app-*"), 3):
+                for output in sorted(app.glob("*/std*")):
+                    archive.add_file(f"{base}/work/{app.name}/{output.parent.name}/{output.name}", output)
+            processes = "\n".join(f"{p.name} {p.state} {p.pid or '-'}" for p in node.processes())
+            archive.add_text(f"{base}/processes.txt", processes + "\n")
+            archive.summary.append(f"{node.name}: {'in state' if node.in_state else 'running, not in state'}")
 
     # --- acting on the cluster -------------------------------------------------------------
 
