@@ -130,11 +130,17 @@ class LocalCluster:
         return ports + [p["spark_worker_ui"] + i for i in range(workers)]
 
     def force_stop(self) -> None:
-        """Safety net after a failed test: stop every node in the state with run-node --stop."""
+        """Safety net after a failed test: stop every node with run-node --stop, those in the state
+        and those a killed apply left outside it (their environment is in runtime/NODE/node.env)."""
         for key, env in self.nodes().items():
             role = "master" if key == "master" else "worker"
             subprocess.run(
                 [str(RUN_NODE), "--role", role, "--stop"], env={**os.environ, **env}, capture_output=True, check=False
+            )
+        for env_file in (self.folder / "runtime").glob("*/node.env"):
+            role = "master" if env_file.parent.name == "master" else "worker"
+            subprocess.run(
+                [str(RUN_NODE), "--role", role, "--env-file", str(env_file), "--stop"], capture_output=True, check=False
             )
 
     def down(self) -> None:

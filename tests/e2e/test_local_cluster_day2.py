@@ -43,7 +43,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
         yield local
     finally:
         try:
-            if local.nodes():
+            if local.nodes() or local.pids():
                 write(local, protect=False)
                 local.invoke("plan", "--to", "destroy", check=False)
                 local.invoke("down", check=False)

@@ -38,6 +38,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,22 +61,33 @@ SECRET_BACKEND_KEYS = ("access_key", "secret_key", "token", "sts_token")
 OUTPUTS_HEADER = re.compile(r"^(\x1b\[[0-9;]*m)*Outputs:(\x1b\[[0-9;]*m)*\s*$")
 
 
-def _relay(child: subprocess.Popen[str], until: re.Pattern[str] | None) -> str:
-    """Copy the child's stdout to ours line by line (until a line matches ``until``; the rest is read
-    and dropped). A terminal that went away (a closed ssh session) stops the copy, never the child."""
-    assert child.stdout is not None
-    relaying = True
-    for line in child.stdout:
-        if relaying and until is not None and until.match(line.rstrip("\n")):
-            relaying = False
-        if relaying:
-            try:
-                sys.stdout.write(line)
-                sys.stdout.flush()
-            except (OSError, ValueError):
-                relaying = False
-    child.wait()
-    return ""
+def _follow(child: subprocess.Popen[str], log: Path, until: re.Pattern[str] | None) -> str:
+    """Show the child's log as it grows, line by line, until a line matches ``until`` (the rest stays
+    in the log). A terminal that went away stops the showing, never the child."""
+    showing = True
+    pending = ""
+    with open(log, encoding="utf-8", errors="replace") as reader:
+        while True:
+            running = child.poll() is None
+            chunk = reader.read()
+            pending += chunk
+            *lines, pending = pending.split("\n")
+            if not running and pending:
+                lines.append(pending)
+                pending = ""
+            for line in lines:
+                if showing and until is not None and until.match(line):
+                    showing = False
+                if showing:
+                    try:
+                        sys.stdout.write(line + "\n")
+                        sys.stdout.flush()
+                    except (OSError, ValueError):
+                        showing = False
+            if not running:
+                return ""
+            if not chunk:
+                time.sleep(0.05)
 
 
 class Interrupted(HgiError):
@@ -335,10 +347,14 @@ class Terraform:
     # --- running ------------------------------------------------------------------------------
 
     def stream(self, command: str, *args: str, until: re.Pattern[str] | None = None) -> None:
-        """Run a step with its output going to the terminal (up to a line matching ``until``)."""
+        """Run a step, its output written to ``TF_DATA_DIR/logs/COMMAND.log`` and shown from there
+        (up to a line matching ``until``): terraform never writes to a terminal or pipe that may go
+        away with us, so a lost session or a killed wrapper never stops it half-way."""
         argv = self.argv(command, *self._colour_args(), *args)
         print(self.show_command(argv), file=self.echo, flush=True)
-        code = run_forwarding_signals(argv, env=self.environment(), relay=True, until=until).returncode
+        log = self.data_dir / "logs" / f"{command}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        code = run_forwarding_signals(argv, env=self.environment(), log=log, until=until).returncode
         if code != 0:
             raise ToolError(f"terraform {command} failed with exit code {code} (its output is above)")
 
@@ -368,7 +384,7 @@ def run_forwarding_signals(
     *,
     env: Mapping[str, str],
     capture: bool = False,
-    relay: bool = False,
+    log: Path | None = None,
     until: re.Pattern[str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run a child in its own session; SIGINT/SIGTERM sent to us are passed on, then we wait for it.
@@ -380,17 +396,23 @@ def run_forwarding_signals(
     plans hold secrets).
     """
     received: list[int] = []
+    output: Any = subprocess.PIPE if capture else None
+    if log is not None and not capture:
+        output = open(log, "w", encoding="utf-8")  # noqa: SIM115 (closed below, after the child started)
     try:
         child = subprocess.Popen(
             list(argv),
             env=dict(env),
-            stdout=subprocess.PIPE if capture or relay else None,
+            stdout=output,
             text=True,
             start_new_session=True,
             umask=0o077,
         )
     except FileNotFoundError:
         raise ToolError(f"'{argv[0]}' not found", fix=INSTALL_HINT) from None
+    finally:
+        if log is not None and not capture:
+            output.close()
 
     def forward(signum: int, _frame: Any) -> None:
         received.append(signum)
@@ -406,8 +428,8 @@ def run_forwarding_signals(
     if threading.current_thread() is threading.main_thread():  # only there can handlers be set
         previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
-        if relay and not capture:
-            stdout = _relay(child, until)
+        if log is not None and not capture:
+            stdout = _follow(child, log, until)
         else:
             stdout, _ = child.communicate()
     finally:
