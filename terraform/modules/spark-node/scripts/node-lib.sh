@@ -252,6 +252,9 @@ c.IdentityProvider.token = ""
 c.PasswordIdentityProvider.hashed_password = Path("${JUPYTER_PASSWORD_HASH_FILE}").read_text().strip()
 c.PasswordIdentityProvider.password_required = True
 c.PasswordIdentityProvider.allow_password_change = False
+# The login cookie holds for the whole site, not only /jupyter/: nginx asks Jupyter (/api/me) with
+# it before serving any page of the Spark UIs under /spark/ (one password for every page).
+c.IdentityProvider.cookie_options = {"path": "/"}
 # No calls to the internet from the server.
 c.LabApp.news_url = None
 c.LabApp.check_for_updates_class = "jupyterlab.NeverCheckForUpdate"
