@@ -9,11 +9,13 @@ locals {
   ports   = merge(var.ports, { http = var.http_port })
   workers = toset([for i in range(1, var.workers + 1) : tostring(i)])
   node_common = {
-    mode                       = "local"
-    app_user                   = var.app_user
-    hail_home                  = var.prefix
+    mode     = "local"
+    app_user = var.app_user
+    # HAIL_HOME is the deployment's, as /opt/hail is a node's: $HAIL_HOME/tmp is the shared tmp
+    # directory ($HAIL_TMP_DIR) on every kind of cluster; the software is in the prefix (HAIL_VENV).
+    hail_home                  = "${local.runtime}/hail"
     hail_venv                  = var.prefix
-    hail_tmp_dir               = "${local.runtime}/tmp"
+    hail_tmp_dir               = "${local.runtime}/hail/tmp"
     notebook_dir               = "${local.runtime}/notebooks"
     bind_address               = local.address
     master_host                = local.address

@@ -146,7 +146,7 @@ def test_pyspark_in_a_login_shell_runs_the_readme_snippet(cluster: LocalCluster,
     env = {"HOME": str(home), "PATH": "/usr/local/bin:/usr/bin:/bin", "TERM": "dumb"}
     done = subprocess.run(
         ["bash", "--login", "-i"],
-        input=f"type pyspark\npyspark < {job}\nexit $?\n",
+        input=f'type pyspark\necho "TMP $HAIL_HOME/tmp $HAIL_TMP_DIR"\npyspark < {job}\nexit $?\n',
         env=env,
         cwd=tmp_path,
         capture_output=True,
@@ -156,6 +156,9 @@ def test_pyspark_in_a_login_shell_runs_the_readme_snippet(cluster: LocalCluster,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "pyspark is aliased" in done.stdout
+    tmp_line = next(line for line in done.stdout.splitlines() if line.startswith("TMP "))
+    _, home_tmp, tmp_dir = tmp_line.split()
+    assert home_tmp == tmp_dir, "the README's $HAIL_HOME/tmp and $HAIL_TMP_DIR are one folder"
     assert ANSWER in done.stdout, done.stderr[-3000:]
 
 
