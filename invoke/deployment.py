@@ -27,10 +27,9 @@ def clean(c, name=None):
 @handled
 def down(c, name=None):
     """Apply destroy.tfplan (made by 'plan --to destroy'); refuses a missing or stale plan."""
-    from hgi_spark.core import tables
     from hgi_spark.deploy import workflow
 
-    print(tables.outputs_text(workflow.down(deployment_name(name))))
+    print(workflow.down(deployment_name(name)).text())
 
 
 @task(help={"name": NAME_HELP})
@@ -46,15 +45,10 @@ def init(c, name=None):
 @handled
 def outputs(c, name=None, json=False, show_secrets=False):
     """The deployment's outputs: its nodes, URLs and where the password is (sensitive ones masked)."""
-    from hgi_spark.core import tables
     from hgi_spark.deploy import workflow
 
     shown = workflow.outputs(deployment_name(name))
-    print(
-        tables.as_json(shown, show_secrets=show_secrets)
-        if json
-        else tables.outputs_text(shown, show_secrets=show_secrets)
-    )
+    print(shown.json(show_secrets=show_secrets) if json else shown.text(show_secrets=show_secrets))
 
 
 @task(
@@ -135,21 +129,19 @@ def preflight(c, name=None, json=False):
 @handled
 def up(c, name=None, skip_preflight=False):
     """clean, init, validate, plan up.tfplan, apply exactly that plan, print the outputs."""
-    from hgi_spark.core import tables
     from hgi_spark.deploy import workflow
 
     _summary, shown = workflow.up(deployment_name(name), skip_checks=skip_preflight)
-    print(tables.outputs_text(shown))
+    print(shown.text())
 
 
 @task(help={"name": NAME_HELP})
 @handled
 def update(c, name=None):
     """Apply update.tfplan (made by 'plan --to update'); refuses a missing or stale plan."""
-    from hgi_spark.core import tables
     from hgi_spark.deploy import workflow
 
-    print(tables.outputs_text(workflow.update(deployment_name(name))))
+    print(workflow.update(deployment_name(name)).text())
 
 
 @task(help={"name": NAME_HELP})

@@ -33,6 +33,11 @@ output "worker_private_ips" {
 output "jupyter_url" {
   description = "JupyterLab, behind nginx on the master (its password: the deployment's `password` task)."
   value       = "${local.scheme}://${local.public_address}/jupyter/"
+
+  precondition {
+    condition     = var.tls != null || var.plain_http
+    error_message = "No TLS certificate and plain_http is false: give tls (or leave it null for the wrapper's self-signed one), or set plain_http: true on purpose."
+  }
 }
 
 output "spark_ui_url" {

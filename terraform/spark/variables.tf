@@ -267,7 +267,7 @@ variable "tmp_volume_type" {
 }
 
 variable "tls" {
-  description = "Optional TLS for nginx on the master: paths on this machine of a PEM certificate (chain) and its private key. null serves plain http."
+  description = "TLS for nginx on the master: paths on this machine of a PEM certificate (chain) and its private key. null in the YAML: the wrapper makes a self-signed certificate once per deployment (secrets/, 0600) and sets this to it; plain http only with plain_http: true."
   type = object({
     certificate_file = string
     key_file         = string
@@ -278,6 +278,12 @@ variable "tls" {
     condition     = var.tls == null ? true : try(fileexists(pathexpand(var.tls.certificate_file)) && fileexists(pathexpand(var.tls.key_file)), false)
     error_message = "tls.certificate_file and tls.key_file must be existing files (or set tls: null)."
   }
+}
+
+variable "plain_http" {
+  description = "Serve plain http instead of https (the Jupyter password then crosses the network in clear text): only when set to true on purpose; every `up` warns about it."
+  type        = bool
+  nullable    = false
 }
 
 variable "sizing" {

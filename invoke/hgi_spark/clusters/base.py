@@ -91,6 +91,10 @@ class Cluster:
         """Extra ``status`` rows about the cluster itself (processes, nodes, the cloud)."""
         return []
 
+    def output_rows(self) -> Rows:
+        """Rows printed with the outputs (e.g. the TLS certificate's fingerprint)."""
+        return []
+
     def health(self, state: Mapping[str, Any] | None, outputs: Mapping[str, Any]) -> ClusterHealth:
         """Per-node health for ``status --nodes``: services, registration, disk, applications, kernels."""
         raise self._not_here("per-node status")

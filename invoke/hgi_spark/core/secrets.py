@@ -82,3 +82,63 @@ def password_of(name: str | None, repo: Repository | None = None) -> str:
     paths = DeploymentPaths(repo or Repository.default(), DeploymentRef.parse(name))
     paths.require_exists()
     return jupyter_password(paths)
+
+
+# --- TLS -------------------------------------------------------------------------------------------
+
+TLS_CERT_FILE = "tls-certificate.pem"
+TLS_KEY_FILE = "tls-key.pem"
+TLS_DAYS = 825  # what browsers accept for a certificate's lifetime
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """A deployment's certificate and key: self-signed once, or the user's own."""
+
+    certificate_file: Path
+    key_file: Path
+
+    @classmethod
+    def of(cls, paths: DeploymentPaths) -> TlsFiles:
+        return cls(paths.secrets_dir / TLS_CERT_FILE, paths.secrets_dir / TLS_KEY_FILE)
+
+    def as_variable(self) -> dict[str, str]:
+        return {"certificate_file": str(self.certificate_file.absolute()), "key_file": str(self.key_file.absolute())}
+
+
+def ensure_self_signed(paths: DeploymentPaths, common_name: str) -> TlsFiles:
+    """A self-signed certificate for the deployment, made once with openssl; the key 0600."""
+    import subprocess
+
+    from .errors import ToolError
+
+    files = TlsFiles.of(paths)
+    if files.certificate_file.is_file() and files.key_file.is_file():
+        return files
+    files.key_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    argv = [
+        "openssl", "req", "-x509", "-newkey", "rsa:3072", "-nodes", "-sha256", "-days", str(TLS_DAYS),
+        "-subj", f"/CN={common_name}", "-keyout", str(files.key_file), "-out", str(files.certificate_file),
+    ]  # fmt: skip
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        raise ToolError(
+            "openssl not found (it makes the deployment's certificate)", fix="apt-get install openssl"
+        ) from None
+    if done.returncode != 0:
+        files.key_file.unlink(missing_ok=True)
+        files.certificate_file.unlink(missing_ok=True)
+        raise ToolError(f"openssl could not make a certificate: {done.stderr.strip().splitlines()[-1:]}")
+    files.key_file.chmod(0o600)
+    files.certificate_file.chmod(0o600)
+    return files
+
+
+def fingerprint(certificate: Path) -> str:
+    """The SHA-256 fingerprint of a PEM certificate, as a browser shows it (AB:CD:...)."""
+    import ssl
+
+    der = ssl.PEM_cert_to_DER_cert(certificate.read_text(encoding="ascii"))
+    digest = hashlib.sha256(der).hexdigest().upper()
+    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))

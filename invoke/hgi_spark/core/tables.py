@@ -76,7 +76,9 @@ def nodes(outputs: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str, str]
     return []
 
 
-def outputs_text(outputs: Mapping[str, Mapping[str, Any]], *, show_secrets: bool = False) -> str:
+def outputs_text(
+    outputs: Mapping[str, Mapping[str, Any]], *, show_secrets: bool = False, extra: Sequence[tuple[str, str]] = ()
+) -> str:
     """The outputs once, readable: one row per node, then the URLs and the rest (scalars only)."""
     if not outputs:
         return "(no outputs)"
@@ -97,6 +99,7 @@ def outputs_text(outputs: Mapping[str, Mapping[str, Any]], *, show_secrets: bool
             structured.append(key)
         elif value not in (None, ""):
             rows.append((key, _text(value)))
+    rows.extend(extra)
     rows.append(("password", "the deployment's 'password' task shows it"))
     lines.append(table(rows))
     if structured:

@@ -314,7 +314,7 @@ def _apply_plan(run: Run, purpose: Purpose) -> None:
     run.cluster.finish(purpose, run.state())
 
 
-def update(name: str | None, repo: Repository | None = None) -> dict[str, Any]:
+def update(name: str | None, repo: Repository | None = None) -> Outputs:
     """Apply ``update.tfplan``; returns the outputs once the nodes are ready."""
     run = load(name, repo)
     with holding(run, "update"):
@@ -332,7 +332,7 @@ def _refuse_protected(run: Run, what: str) -> None:
         )
 
 
-def down(name: str | None, repo: Repository | None = None) -> dict[str, Any]:
+def down(name: str | None, repo: Repository | None = None) -> Outputs:
     """Apply ``destroy.tfplan``; returns what is left in the state's outputs (normally nothing)."""
     run = load(name, repo)
     _refuse_protected(run, "down")
@@ -341,9 +341,7 @@ def down(name: str | None, repo: Repository | None = None) -> dict[str, Any]:
         return _outputs(run)
 
 
-def up(
-    name: str | None, repo: Repository | None = None, *, skip_checks: bool = False
-) -> tuple[PlanSummary, dict[str, Any]]:
+def up(name: str | None, repo: Repository | None = None, *, skip_checks: bool = False) -> tuple[PlanSummary, Outputs]:
     """clean -> init -> validate -> plan up.tfplan -> apply exactly it -> remove it -> outputs."""
     run = load(name, repo)
     with holding(run, "up"):
@@ -359,21 +357,38 @@ def up(
 # --- read-only ---------------------------------------------------------------------------------------
 
 
-def _outputs(run: Run) -> dict[str, Any]:
+class Outputs(dict):
+    """The outputs (``terraform output -json`` shape), with the cluster's own rows to show beside them."""
+
+    def __init__(self, values: Mapping[str, Any], rows: list[tuple[str, str]] | None = None) -> None:
+        super().__init__(values)
+        self.rows = list(rows or [])
+
+    def text(self, *, show_secrets: bool = False) -> str:
+        """One row per node, then the URLs, the rest, and the cluster's rows (the certificate ...)."""
+        return tables.outputs_text(self, show_secrets=show_secrets, extra=self.rows)
+
+    def json(self, *, show_secrets: bool = False) -> str:
+        return tables.as_json(self, show_secrets=show_secrets)
+
+
+def _outputs(run: Run) -> Outputs:
     """``terraform output -json`` shape; read from the local state file when there is one (no init)."""
     if run.terraform.backend.type == "local":
-        return dict((run.state() or {}).get("outputs", {}))
-    return run.terraform.outputs()
+        values = dict((run.state() or {}).get("outputs", {}))
+    else:
+        values = run.terraform.outputs()
+    return Outputs(values, run.cluster.output_rows() if values else [])
 
 
-def _outputs_when_ready(run: Run) -> dict[str, Any]:
+def _outputs_when_ready(run: Run) -> Outputs:
     """The outputs once the cluster's nodes report themselves configured (kinds that can tell)."""
     result = _outputs(run)
     run.cluster.wait_ready(result, run.state())
     return result
 
 
-def outputs(name: str | None, repo: Repository | None = None) -> dict[str, Any]:
+def outputs(name: str | None, repo: Repository | None = None) -> Outputs:
     """The deployment's outputs (name -> {value, type, sensitive}); read-only, no lock needed."""
     return _outputs(load(name, repo))
 

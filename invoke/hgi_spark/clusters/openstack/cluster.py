@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from hgi_spark.clusters import readiness, remote
@@ -89,6 +90,8 @@ class OpenStackCluster(Cluster):
         secret = secrets.JupyterSecret.of(self.deployment.paths)
         hashed = secret.hash_file.read_text(encoding="utf-8").strip() if secret.hash_file.is_file() else ""
         extra: dict[str, Any] = {"jupyter_password_hash": hashed}
+        if self.self_signed:
+            extra["tls"] = secrets.TlsFiles.of(self.deployment.paths).as_variable()
         if not self.deployment.settings.get("image_id"):  # an explicit image_id: in the YAML wins
             extra["image_id"] = pinned_image(state, self.deployment.image)
         return extra
@@ -99,6 +102,8 @@ class OpenStackCluster(Cluster):
             self.say("pre-flight: not needed for a destroy plan (it adds nothing to the cloud)")
             return
         self.check_volume_change(state)
+        if self.deployment.settings.get("plain_http"):
+            self.say("WARNING: plain_http: true: the Jupyter password and every page cross the network unencrypted")
         if skip_asked(skip):
             self.say(
                 f"WARNING: pre-flight checks of {self.deployment.ref} SKIPPED (--skip-preflight or {SKIP_ENV}): "
@@ -139,8 +144,36 @@ class OpenStackCluster(Cluster):
             self.say("WARNING: adding a tmp volume to a running cluster replaces the master (its notebooks go)")
 
     def prepare(self, purpose: Purpose) -> None:
-        if purpose != "destroy":
-            secrets.ensure_jupyter_password(self.deployment.paths)
+        if purpose == "destroy":
+            return
+        secrets.ensure_jupyter_password(self.deployment.paths)
+        if self.self_signed:
+            secrets.ensure_self_signed(self.deployment.paths, f"{self.deployment.ref.slug}-master")
+
+    # --- TLS --------------------------------------------------------------------------------
+
+    @property
+    def self_signed(self) -> bool:
+        """https with the deployment's own self-signed certificate: no tls: in the YAML, and no plain_http."""
+        settings = self.deployment.settings
+        return not settings.get("plain_http") and not settings.get("tls")
+
+    def certificate(self) -> Path | None:
+        settings = self.deployment.settings
+        if settings.get("plain_http"):
+            return None
+        if settings.get("tls"):
+            return Path(str(settings["tls"]["certificate_file"])).expanduser()
+        return secrets.TlsFiles.of(self.deployment.paths).certificate_file
+
+    def output_rows(self) -> Rows:
+        """The certificate's fingerprint, to check against what the browser shows."""
+        certificate = self.certificate()
+        if certificate is None:
+            return [("tls", "none: plain http (plain_http: true)")]
+        if not certificate.is_file():
+            return [("tls", f"no certificate yet ({certificate})")]
+        return [("tls certificate", f"SHA-256 {secrets.fingerprint(certificate)}")]
 
     def check_plan(self, purpose: Purpose, plan: Mapping[str, Any]) -> None:
         """Security groups and rules the plan creates, against Neutron's quota (only when checked)."""
@@ -209,7 +242,7 @@ class OpenStackCluster(Cluster):
                 )
         for stray in self.strays(state):
             rows.append(("running, not in state", stray))
-        return rows
+        return rows + self.output_rows()
 
     def strays(self, state: Mapping[str, Any] | None) -> list[str]:
         """Resources carrying this deployment's tags or metadata that the state does not hold."""

@@ -215,9 +215,8 @@ class VmCluster(Cluster):
                 key=f"forwarded_ports.{key}",
                 fix="stop that program, or forward other ports (two VM clusters at once need different ones)",
             )
-        self.say(
-            f"VMs run with {self.accelerator()} ({'hardware virtualisation' if self.accelerator() == 'kvm' else 'software emulation: slow'})"
-        )
+        how = "hardware virtualisation" if self.accelerator() == "kvm" else "software emulation: slow"
+        self.say(f"VMs run with {self.accelerator()} ({how})")
 
     def prepare(self, purpose: Purpose) -> None:
         if purpose != "destroy":

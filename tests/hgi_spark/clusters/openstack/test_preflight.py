@@ -8,6 +8,7 @@ hgi) and bob (project hgi-dev) run the checks as a deployment's owner would.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import subprocess
 import uuid
@@ -462,6 +463,34 @@ def test_status_without_credentials_says_not_checked(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path))
     credentials.forget()
     rows = example_cluster([]).status_rows(None, {})
-    assert len(rows) == 1
-    assert rows[0][0] == "cloud: credentials"
-    assert rows[0][1].startswith("FAIL: no OpenStack credentials")
+    cloud = [row for row in rows if row[0].startswith("cloud: ")]
+    assert len(cloud) == 1
+    assert cloud[0][0] == "cloud: credentials"
+    assert cloud[0][1].startswith("FAIL: no OpenStack credentials")
+    assert dict(rows)["tls"].startswith("no certificate yet")  # https by default: made by the first plan
+
+
+def test_https_by_default_with_a_self_signed_certificate_and_its_fingerprint(monkeypatch, tmp_path):
+    """No tls: in the YAML: the wrapper makes a certificate once (0600), terraform gets its files,
+    and the fingerprint shown is the certificate's SHA-256, as a browser shows it."""
+    import shutil
+    import ssl
+
+    from hgi_spark.core import config, secrets
+    from hgi_spark.core.layout import Repository
+
+    repo = tmp_path / "repo"
+    for part in ("deployments", "images", "terraform"):
+        shutil.copytree(ROOT / part, repo / part, ignore=shutil.ignore_patterns(".terraform*", "runtime"))
+    cluster = OpenStackCluster(config.load_deployment("spark/example", Repository(repo)), lambda _text: None)
+    cluster.prepare("up")
+    files = secrets.TlsFiles.of(cluster.deployment.paths)
+    assert oct(files.key_file.stat().st_mode & 0o777) == "0o600"
+    assert cluster.extra_tfvars(None)["tls"] == files.as_variable()
+    der = ssl.PEM_cert_to_DER_cert(files.certificate_file.read_text())
+    expected = hashlib.sha256(der).hexdigest().upper()
+    shown = dict(cluster.output_rows())["tls certificate"]
+    assert shown.replace("SHA-256 ", "").replace(":", "") == expected
+    before = files.certificate_file.read_bytes()
+    cluster.prepare("update")
+    assert files.certificate_file.read_bytes() == before, "made once"
