@@ -168,7 +168,7 @@ def entry(outputs: Mapping[str, Any], read_console: Callable[[str], str], known_
 _SUBMIT = (
     'f="$(mktemp --suffix=.py)" && trap \'rm -f "$f"\' EXIT && cat >"$f" && mkdir -p "$HOME/submit-logs" && '
     'log="$HOME/submit-logs/submit-$(date -u +%Y%m%dT%H%M%SZ).log" && '
-    'spark-submit --conf "spark.driver.extraJavaOptions=-Dhgi.console.level=warn -Dhgi.driver.log=$log" "$f"{args}; '
+    'HGI_DRIVER_LOG="$log" spark-submit "$f"{args}; '
     'code=$?; echo "driver log on the master: $log" >&2; exit $code'
 )
 

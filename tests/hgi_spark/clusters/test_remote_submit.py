@@ -71,7 +71,7 @@ def fake_ssh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "home").mkdir()
     (tmp_path / "home" / ".bash_profile").write_text(f'PATH="{bin_dir}:$PATH"\n')
     (bin_dir / "spark-submit").write_text(
-        '#!/bin/sh\nprintf "ARGS"; for a in "$@"; do printf " [%s]" "$a"; done; echo\n'
+        '#!/bin/sh\necho "LOG $HGI_DRIVER_LOG"; printf "ARGS"; for a in "$@"; do printf " [%s]" "$a"; done; echo\n'
         'for a in "$@"; do case $a in *.py) cat "$a" ;; esac; done\n'
         'for a in "$@"; do case $a in fail) exit 7 ;; esac; done\n'
     )
@@ -104,7 +104,7 @@ def test_the_script_runs_on_the_remote_side_with_its_arguments(
     out = captured.out
     assert code == 0
     assert "[one] [two words] [it's]" in out
-    assert "[spark.driver.extraJavaOptions=-Dhgi.console.level=warn -Dhgi.driver.log=" in out  # a quiet console
+    assert "LOG " in out and "/submit-logs/submit-" in out.split("LOG ", 1)[1]  # the driver's full log
     assert "driver log on the master: " in captured.err and "/submit-logs/submit-" in captured.err
     assert "print('hello from the job')" in out  # the whole script arrived in the remote temp file
     assert json.loads(fake_ssh.read_text())[-2] == "debian@203.0.113.7"

@@ -430,10 +430,8 @@ class LocalCluster(Cluster):
                 f"the master of {self.deployment.ref} is not running", fix=f"restart it: {self.command('up')}"
             )
         log = Path(master.env["STATE_DIR"]) / "logs" / f"submit-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.log"
-        options = f"-Dhgi.console.level=warn -Dhgi.driver.log={log}"
-        argv = ["bash", "-c", '. "$0" && exec spark-submit "$@"', str(profile)]
-        argv += ["--conf", f"spark.driver.extraJavaOptions={options}", str(path), *args]
-        code = subprocess.run(argv, check=False).returncode
+        argv = ["bash", "-c", '. "$0" && exec spark-submit "$@"', str(profile), str(path), *args]
+        code = subprocess.run(argv, env={**os.environ, "HGI_DRIVER_LOG": str(log)}, check=False).returncode
         self.say(f"driver log: {log}")
         return code
 

@@ -165,14 +165,15 @@ spark.dynamicAllocation.shuffleTracking.enabled   true
 spark.dynamicAllocation.shuffleTracking.timeout   300s
 spark.dynamicAllocation.executorIdleTimeout       60s
 # A quiet console for drivers (pyspark, notebooks, submit): warnings and errors only; the daemons
-# log everything to their files (log4j2.properties beside this file).
-spark.driver.extraJavaOptions         -Dhgi.console.level=warn
+# log everything to their files. log4j2.properties beside this file is named explicitly: Hail's jar,
+# first on the class path, carries a configuration of its own (INFO to stdout).
+spark.driver.extraJavaOptions         -Dlog4j2.configurationFile=file:${SPARK_CONF_DIR}/log4j2.properties -Dhgi.console.level=warn
 CONF
 }
 
 # Logging of every Spark process on the node: the console at hgi.console.level (INFO for the
-# daemons, WARN for drivers, see spark.driver.extraJavaOptions), and, when hgi.driver.log names a
-# file (submit does), every INFO line of the driver there.
+# daemons, WARN for drivers, see spark.driver.extraJavaOptions), and, when the environment's
+# HGI_DRIVER_LOG names a file (submit does), every INFO line of the driver there.
 render_log4j() {
   write_file "${SPARK_CONF_DIR}/log4j2.properties" <<'LOG4J'
 # Rendered by run-node.
@@ -188,7 +189,7 @@ appender.console.filter.threshold.type = ThresholdFilter
 appender.console.filter.threshold.level = ${sys:hgi.console.level:-info}
 appender.file.type = File
 appender.file.name = file
-appender.file.fileName = ${sys:hgi.driver.log:-/dev/null}
+appender.file.fileName = ${env:HGI_DRIVER_LOG:-/dev/null}
 appender.file.layout.type = PatternLayout
 appender.file.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n%ex
 # Spark's own defaults for chatty libraries.
