@@ -10,7 +10,6 @@ ssh to workers through the cluster's network namespace.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -24,9 +23,7 @@ from hgi_spark.clusters.base import Cluster, Purpose, Rows
 from hgi_spark.clusters.local.cluster import listening_pids, port_free
 from hgi_spark.core import secrets
 from hgi_spark.core.errors import ConfigError, NotFoundError, RefusedError, ToolError
-from hgi_spark.core.layout import cache_dir
 
-ACCEL_ENV = "HGI_SPARK_ACCEL"  # kvm or tcg: skip the probe
 TOOLS = {
     "qemu-system-x86_64": "apt-get install qemu-system-x86",
     "qemu-img": "apt-get install qemu-utils",
@@ -104,34 +101,10 @@ class VmCluster(Cluster):
     # --- this machine -------------------------------------------------------------------------
 
     def accelerator(self) -> str:
-        """kvm when a KVM guest boots here, else tcg; probed once per machine and kernel, then cached."""
-        forced = os.environ.get(ACCEL_ENV)
-        if forced in ("kvm", "tcg"):
-            return forced
-        uname = os.uname()
-        cache = cache_dir() / "accelerator.json"
-        key = f"{uname.nodename} {uname.release}"
-        try:
-            known = json.loads(cache.read_text())
-            if known.get("machine") == key and known.get("accelerator") in ("kvm", "tcg"):
-                return str(known["accelerator"])
-        except (OSError, ValueError):
-            pass
-        image = self.image_path()
-        if not image.is_file():
-            return "tcg"  # no image to probe with yet: say so in check(); decided again once it is built
-        result = subprocess.run(
-            ["bash", str(self.scripts / "vm-node"), "--probe-accel"],
-            env={**os.environ, "VM_IMAGE": str(image)},
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=120,
-        )
-        accelerator = result.stdout.strip() if result.stdout.strip() in ("kvm", "tcg") else "tcg"
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps({"machine": key, "accelerator": accelerator}) + "\n")
-        return accelerator
+        """kvm when a KVM guest boots here, else tcg (images/qemu.py probes, once per machine)."""
+        from hgi_spark.images import qemu
+
+        return qemu.accelerator(self.image_path(), self.deployment.repo.root)
 
     def _password_hash(self) -> str:
         secret = secrets.JupyterSecret.of(self.deployment.paths)

@@ -1,0 +1,234 @@
+"""The VM cluster for real: the OpenStack node path booted as qemu VMs from the image packer's qemu
+source built (tests/packer/test_qemu_image.py builds it, or the cache has it), each node with the
+user-data terraform/spark renders, on a private bridge in a network namespace.
+
+A master and two workers through the front door (`bash invoke.sh deployment spark-vm/e2e ...`),
+the README's three ways exactly as written for OpenStack (Jupyter in Chromium through the forwarded
+port with the login; ssh with the pinned host key as the image's user, then `sudo --login
+--user=hgi` and `pyspark`; `submit`), the job's tmp files on NFS with executors on both workers,
+every page behind the login, and `down` leaving no qemu, tap, namespace, overlay or seed.
+Scaling 2 -> 3 -> 2 and reboots take many minutes under software emulation: they run when
+HGI_VM_LONG=1 is set (tests/run --vm-long), not in every CI run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+from test_local_cluster_client import REPO, Jupyter, login_and_screenshot, readme_job
+
+pytestmark = pytest.mark.slow
+
+ANSWER = "(100, 50)"
+FORWARDED = {"ssh": 22322, "http": 28380, "https": 28743}
+LONG = os.environ.get("HGI_VM_LONG", "") not in ("", "0")
+ARTIFACTS = REPO / "tests" / "artifacts"
+
+
+class VmCluster:
+    """spark-vm/e2e in a temporary copy of the repository's definitions, through the front door."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.name = "spark-vm/e2e"
+        self.folder = root / "deployments" / "spark-vm" / "e2e"
+        for part in ("terraform", "images", "packer", "deployments"):
+            shutil.copytree(
+                REPO / part, root / part, ignore=shutil.ignore_patterns(".terraform*", "runtime", "secrets")
+            )
+        key = root / "id_ed25519"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "e2e", "-f", str(key)], check=True)
+        self.key = key
+        self.define(workers=2)
+
+    def define(self, workers: int) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        document = {
+            "workers": workers,
+            "subnet_cidr": "10.78.0.0/24",
+            "forwarded_ports": FORWARDED,
+            "ssh_public_key_file": str(self.key) + ".pub",
+            "tmp_volume_gb": 4,
+        }
+        (self.folder / "deployment.yml").write_text(yaml.safe_dump(document))
+
+    def invoke(
+        self, *args: str, check: bool = True, timeout: float = 3600, **kwargs: Any
+    ) -> subprocess.CompletedProcess:
+        env = dict(os.environ, HGI_REPOSITORY=str(self.root))
+        done = subprocess.run(
+            ["bash", str(REPO / "invoke.sh"), "deployment", self.name, *args],
+            env=env,
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            **kwargs,
+        )
+        if check and done.returncode != 0:
+            raise AssertionError(
+                f"{' '.join(args)} exited {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
+            )
+        return done
+
+    def outputs(self) -> dict[str, Any]:
+        return json.loads(self.invoke("outputs", "--json").stdout)
+
+    def qemu_pids(self) -> dict[str, int]:
+        found = {}
+        for pid_file in (self.folder / "runtime").glob("*/qemu.pid"):
+            try:
+                pid = int(pid_file.read_text().strip())
+                os.kill(pid, 0)
+            except (OSError, ValueError):
+                continue
+            found[pid_file.parent.name] = pid
+        return found
+
+    def ssh(self, *remote: str, stdin: str | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
+        config = self.root / "ssh_config"
+        config.write_text(self.invoke("ssh-config").stdout)
+        alias = self.outputs()["ssh"]["alias"]
+        return subprocess.run(
+            ["ssh", "-F", str(config), "-i", str(self.key), "-o", "BatchMode=yes", alias, *remote],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VmCluster]:
+    vms = VmCluster(tmp_path_factory.mktemp("repo"))
+    started = time.monotonic()
+    try:
+        vms.up = vms.invoke("up")  # type: ignore[attr-defined]
+        vms.up_seconds = time.monotonic() - started  # type: ignore[attr-defined]
+        yield vms
+    finally:
+        if vms.qemu_pids() or (vms.folder / "terraform.tfstate").exists():
+            vms.invoke("plan", "--to", "destroy", check=False)
+            vms.invoke("down", check=False)
+
+
+@pytest.fixture(scope="module")
+def password(cluster: VmCluster) -> str:
+    return cluster.invoke("password").stdout.strip()
+
+
+def test_up_prints_the_jupyter_url_and_the_ssh_entry(cluster: VmCluster) -> None:
+    text = cluster.up.stdout  # type: ignore[attr-defined]
+    print(f"up took {cluster.up_seconds:.0f} s")  # type: ignore[attr-defined]
+    assert f"http://127.0.0.1:{FORWARDED['http']}/jupyter/" in text
+    assert f"ssh -p {FORWARDED['ssh']}" in text
+    assert set(cluster.qemu_pids()) == {"master", "worker-1", "worker-2"}
+    status = cluster.invoke("status").stdout
+    assert "accelerator" in status and status.count("qemu  running") + status.count("qemu running") >= 3
+
+
+def test_every_page_is_behind_the_login_and_jupyterlab_opens(cluster: VmCluster, password: str) -> None:
+    site = f"http://127.0.0.1:{FORWARDED['http']}"
+    for page in ("/spark/", "/jupyter/api/kernels"):
+        answer = requests.get(site + page, allow_redirects=False, timeout=30)
+        assert answer.status_code in (302, 403), page
+    jupyter = Jupyter(site + "/jupyter/")
+    assert jupyter.login(password) == 302
+    assert "Spark Master at spark://" in jupyter.http.get(site + "/spark/", timeout=30).text
+    final = login_and_screenshot(site + "/jupyter/", password, ARTIFACTS / "vm-jupyterlab.png")
+    assert "/jupyter/lab" in final
+
+
+def test_pyspark_as_the_application_user_over_ssh(cluster: VmCluster) -> None:
+    """README: ssh to the master as the image's user, then sudo --login --user=hgi, then pyspark."""
+    done = cluster.ssh("sudo", "--login", "--user=hgi", "pyspark", stdin=readme_job())
+    assert ANSWER in done.stdout, done.stdout[-2000:] + done.stderr[-3000:]
+    whoami = cluster.ssh("sudo", "--login", "--user=hgi", "bash", "-c", "'echo $USER $HAIL_TMP_DIR $HAIL_HOME'")
+    user, tmp_dir, home = whoami.stdout.split()
+    assert user == "hgi" and tmp_dir == f"{home}/tmp"
+
+
+def test_submit_runs_the_job_with_executors_on_both_workers(cluster: VmCluster, tmp_path: Path) -> None:
+    """The job's VCF goes through $HAIL_HOME/tmp, shared over NFS: written and read on both workers."""
+    job = tmp_path / "job.py"
+    job.write_text(
+        "import socket\n"
+        "from pyspark import SparkConf, SparkContext\n"
+        'SparkContext.getOrCreate(SparkConf().set("spark.dynamicAllocation.minExecutors", "2"))\n'
+        + readme_job()
+        + "\nhosts = sc.parallelize(range(40), 40).map(lambda _: socket.gethostname()).distinct().collect()\n"
+        "print('HOSTS', sorted(hosts))\n"
+    )
+    done = cluster.invoke("submit", str(job), timeout=3600)
+    assert ANSWER in done.stdout
+    hosts = done.stdout.split("HOSTS ", 1)[1].splitlines()[0]
+    assert "spark-vm-e2e-worker-001" in hosts and "spark-vm-e2e-worker-002" in hosts, hosts
+    assert "driver log on the master: " in done.stderr
+
+
+@pytest.mark.skipif(not LONG, reason="scaling under software emulation takes many minutes: HGI_VM_LONG=1")
+def test_scaling_two_three_two_leaves_running_vms_untouched(cluster: VmCluster) -> None:
+    before = cluster.qemu_pids()
+    cluster.define(workers=3)
+    cluster.invoke("plan", "--to", "update")
+    cluster.invoke("update")
+    grown = cluster.qemu_pids()
+    assert {k: grown[k] for k in before} == before and "worker-3" in grown
+    cluster.define(workers=2)
+    cluster.invoke("plan", "--to", "update")
+    cluster.invoke("update")
+    assert cluster.qemu_pids() == before
+
+
+def node_ssh(cluster: VmCluster, name: str, *remote: str) -> subprocess.CompletedProcess:
+    """ssh to any node over the cluster network (in its namespace), its host key pinned from its console."""
+    from hgi_spark.clusters import remote as pinning
+
+    outputs = cluster.outputs()
+    vm = outputs["vms"][name]
+    keys = pinning.host_keys(Path(outputs["console_logs"][name]).read_text(errors="replace"), server=name)
+    known = cluster.root / f"known_hosts-{name}"
+    known.write_text("".join(key.known_hosts_line(vm["address"]) + "\n" for key in keys))
+    argv = ["ip", "netns", "exec", outputs["network"]["namespace"], "ssh", "-i", str(cluster.key)]
+    argv += ["-o", "BatchMode=yes", "-o", f"UserKnownHostsFile={known}", "-o", "StrictHostKeyChecking=yes"]
+    return subprocess.run([*argv, f"debian@{vm['address']}", *remote], capture_output=True, text=True, check=False)
+
+
+@pytest.mark.skipif(not LONG, reason="reboots under software emulation take many minutes: HGI_VM_LONG=1")
+def test_a_rebooted_worker_then_master_come_back_and_a_job_runs(cluster: VmCluster, tmp_path: Path) -> None:
+    for node in ("spark-vm-e2e-worker-001", "spark-vm-e2e-master"):
+        node_ssh(cluster, node, "sudo", "-n", "systemctl", "reboot")
+        time.sleep(60)
+        deadline = time.monotonic() + 1800
+        while time.monotonic() < deadline:
+            health = json.loads(cluster.invoke("status", "--nodes", "--json", check=False).stdout or "{}")
+            if health and all(n.get("healthy") for n in health.get("nodes", [])):
+                break
+            time.sleep(20)
+    job = tmp_path / "job.py"
+    job.write_text(readme_job())
+    assert ANSWER in cluster.invoke("submit", str(job)).stdout
+
+
+def test_down_leaves_no_vm_tap_namespace_overlay_or_seed(cluster: VmCluster) -> None:
+    netns = cluster.outputs()["network"]["namespace"]
+    cluster.invoke("plan", "--to", "destroy")
+    cluster.invoke("down")
+    assert cluster.qemu_pids() == {}
+    assert not Path(f"/run/netns/{netns}").exists()
+    leftovers = [p for p in (cluster.folder / "runtime").rglob("*") if p.suffix in (".qcow2", ".iso")]
+    assert leftovers == []
+    taps = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True, check=True).stdout
+    assert "hs" + netns.rsplit("-", 1)[-1] not in taps
