@@ -113,6 +113,15 @@ class VmCluster:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VmCluster]:
     vms = VmCluster(tmp_path_factory.mktemp("repo"))
+    image = subprocess.run(
+        ["bash", str(REPO / "invoke.sh"), "image", "hail-base/1.0.0", "build", "--target", "qemu"],
+        env=dict(os.environ, HGI_REPOSITORY=str(vms.root)),
+        capture_output=True,
+        text=True,
+        timeout=3 * 3600,
+        check=False,
+    )
+    assert image.returncode == 0, image.stdout[-2000:] + image.stderr[-4000:]  # built, or already in the cache
     started = time.monotonic()
     try:
         vms.up = vms.invoke("up")  # type: ignore[attr-defined]
