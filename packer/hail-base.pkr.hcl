@@ -117,6 +117,68 @@ variable "use_blockstorage_volume" {
   description = "Boot the build VM from a Cinder volume of disk_gb (for flavors without a root disk)."
 }
 
+# --- the build VM on this machine (source qemu; none of these matter to the openstack source) ---
+
+variable "qemu_base_disk" {
+  type        = string
+  default     = ""
+  description = "The base disk (raw or qcow2) made by scripts/make-base-disk; copied, never changed."
+}
+
+variable "qemu_output_directory" {
+  type        = string
+  default     = ""
+  description = "Folder for the new image, <image_name>.qcow2; it must not exist yet. Empty = output-hail-base in the working folder."
+}
+
+variable "qemu_accelerator" {
+  type        = string
+  default     = "tcg"
+  description = "qemu accelerator: tcg (software emulation, always works) or kvm (when a probe showed it boots)."
+}
+
+variable "qemu_cpu_model" {
+  type        = string
+  default     = "max"
+  description = "qemu -cpu model: max under tcg (fastest emulation), host under kvm."
+}
+
+variable "qemu_cpus" {
+  type        = number
+  default     = 2
+  description = "vCPUs of the build VM."
+}
+
+variable "qemu_memory_mb" {
+  type        = number
+  default     = 2048
+  description = "Memory of the build VM in MiB."
+}
+
+variable "qemu_seed_dir" {
+  type        = string
+  default     = ""
+  description = "Folder with the NoCloud user-data and meta-data of this build (authorizes qemu_ssh_private_key_file's public key for ssh_username); packer attaches them as a cidata CD."
+}
+
+variable "qemu_ssh_private_key_file" {
+  type        = string
+  default     = ""
+  description = "Private key made for this build only; its public key is in qemu_seed_dir/user-data."
+}
+
+variable "qemu_wheelhouse_dir" {
+  type        = string
+  default     = ""
+  description = "Wheels of the venv built on the host (scripts/make-wheelhouse), served on 127.0.0.1 to the VM; install-node then installs from it only. Empty = the package index."
+}
+
+variable "qemu_serial_log" {
+  type        = string
+  default     = ""
+  description = "File for the build VM's serial console (boot and cloud-init messages); empty = none."
+}
+
 # --- what is installed -----------------------------------------------------------------------------
 
 variable "install_env_file" {
@@ -179,8 +241,47 @@ source "openstack" "hail-base" {
   }
 }
 
+# The same image built on this machine: a copy of the base disk booted under qemu, packer logging
+# in with a key made for this build only (delivered by a NoCloud seed on a CD). Everything listens
+# on 127.0.0.1 only: the ssh port forward, VNC, and the http server of the wheelhouse (the guest
+# reaches it as 10.0.2.2 through user-mode networking).
+source "qemu" "hail-base" {
+  disk_image       = true
+  iso_url          = var.qemu_base_disk
+  iso_checksum     = "none"
+  format           = "qcow2"
+  skip_resize_disk = true
+  disk_interface   = "virtio"
+  net_device       = "virtio-net"
+  vm_name          = "${var.image_name}.qcow2"
+  output_directory = var.qemu_output_directory
+  accelerator      = var.qemu_accelerator
+  cpus             = var.qemu_cpus
+  memory           = var.qemu_memory_mb
+  headless         = true
+  vnc_bind_address = "127.0.0.1"
+  qemuargs = concat(
+    [
+      ["-cpu", var.qemu_cpu_model],
+      # packer's default forward listens on every interface: loopback only.
+      ["-netdev", "user,id=user.0,hostfwd=tcp:127.0.0.1:{{ .SSHHostPort }}-:22"],
+    ],
+    var.qemu_serial_log != "" ? [["-serial", "file:${var.qemu_serial_log}"]] : [],
+  )
+  cd_files               = var.qemu_seed_dir != "" ? ["${var.qemu_seed_dir}/user-data", "${var.qemu_seed_dir}/meta-data"] : []
+  cd_label               = "cidata"
+  http_directory         = var.qemu_wheelhouse_dir
+  http_bind_address      = "127.0.0.1"
+  ssh_username           = var.ssh_username
+  ssh_private_key_file   = var.qemu_ssh_private_key_file
+  ssh_timeout            = "30m"
+  ssh_handshake_attempts = 200
+  shutdown_command       = "sudo -n shutdown -P now"
+  shutdown_timeout       = "10m"
+}
+
 build {
-  sources = ["source.openstack.hail-base"]
+  sources = ["source.openstack.hail-base", "source.qemu.hail-base"]
 
   # Let cloud-init finish on the base image (it may hold the apt lock), then stage the files.
   provisioner "shell" {
@@ -211,11 +312,28 @@ build {
     destination = "${local.staging}/node"
   }
 
+  # The qemu source installs the venv from the host's wheelhouse (packer serves it; the shell
+  # provisioner exports its address as PACKER_HTTP_ADDR); the openstack source from the index.
   provisioner "shell" {
     inline = [
-      "sudo -n bash ${local.staging}/install-node --env-file ${local.staging}/install.env --constraints ${local.staging}/constraints.txt --node-scripts ${local.staging}/node",
+      "sudo -n bash ${local.staging}/install-node --env-file ${local.staging}/install.env --constraints ${local.staging}/constraints.txt --node-scripts ${local.staging}/node${source.type == "qemu" && var.qemu_wheelhouse_dir != "" ? " --find-links http://$PACKER_HTTP_ADDR/" : ""}",
       "rm -rf ${local.staging}",
-      "if command -v cloud-init >/dev/null; then sudo -n cloud-init clean --logs; fi",
+    ]
+  }
+
+  # Every clone boots fresh: cloud-init runs again (no state, logs or seed), systemd makes a new
+  # machine id (an empty file, not "uninitialized": no first-boot presets re-enabling disabled
+  # units), and the build's login key leaves authorized_keys, the user's and root's (cloud-init's
+  # disable_root puts it there behind a "login as" command; the session stays open). Where
+  # systemd-networkd is not the network, its wait-online unit is masked (it stalls boots 2 min).
+  provisioner "shell" {
+    inline = [
+      "if command -v cloud-init >/dev/null; then sudo -n cloud-init clean --logs --seed; fi",
+      "systemctl is-enabled --quiet systemd-networkd.service || sudo -n systemctl mask --quiet systemd-networkd-wait-online.service",
+      "sudo -n truncate -s 0 /etc/machine-id",
+      "if [ -f /var/lib/dbus/machine-id ] && [ ! -L /var/lib/dbus/machine-id ]; then sudo -n rm -f /var/lib/dbus/machine-id; fi",
+      "sudo -n rm -f /root/.ssh/authorized_keys",
+      "rm -f ~/.ssh/authorized_keys",
     ]
   }
 }

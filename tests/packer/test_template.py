@@ -23,6 +23,12 @@ TEMPLATE = PACKER_DIR / "hail-base.pkr.hcl"
 PLUGINS = PACKER_DIR / "plugins" / "plugins.pkr.hcl"
 SAMPLE = PACKER_DIR / "hail-base.sample.pkrvars.hcl"
 INSTALL_NODE = PACKER_DIR / "scripts" / "install-node"
+# Scripts that run on the host (before packer), never uploaded: the qemu source's base disk and wheels.
+HOST_SCRIPTS = {"make-base-disk", "make-wheelhouse"}
+# The install line's only per-source part: the qemu source installs from the host's wheelhouse.
+FIND_LINKS = (
+    '${source.type == "qemu" && var.qemu_wheelhouse_dir != "" ? " --find-links http://$PACKER_HTTP_ADDR/" : ""}'
+)
 
 pytestmark = pytest.mark.skipif(shutil.which("packer") is None, reason="packer missing: bash tests/run installs it")
 
@@ -82,6 +88,7 @@ def test_every_argument_decodes_and_validate_stops_only_at_keystone(tmp_path: Pa
     }
     result = packer(
         "validate",
+        "-only=openstack.hail-base",
         f"-var-file={SAMPLE}",
         f"-var=install_env_file={tmp_path / 'install.env'}",
         str(TEMPLATE),
@@ -92,6 +99,33 @@ def test_every_argument_decodes_and_validate_stops_only_at_keystone(tmp_path: Pa
     assert "connection refused" in output, output
     assert "Unsupported argument" not in output and "Unsupported block" not in output, output
     assert output.count("* ") == 1, output  # exactly one error: the refused connection
+
+
+def test_the_qemu_source_validates_offline(tmp_path: Path) -> None:
+    """The qemu source needs no cloud: with its inputs present the full validate passes."""
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "key")], check=True)
+    (tmp_path / "base.qcow2").write_bytes(b"")
+    (tmp_path / "install.env").write_text("# sample\n")
+    for name in ("user-data", "meta-data", "wheels/.keep"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text("")
+    variables = {
+        "install_env_file": tmp_path / "install.env",
+        "qemu_base_disk": tmp_path / "base.qcow2",
+        "qemu_output_directory": tmp_path / "output",
+        "qemu_seed_dir": tmp_path,
+        "qemu_ssh_private_key_file": tmp_path / "key",
+        "qemu_wheelhouse_dir": tmp_path / "wheels",
+        "qemu_serial_log": tmp_path / "serial.log",
+    }
+    result = packer(
+        "validate",
+        "-only=qemu.hail-base",
+        f"-var-file={SAMPLE}",
+        *(f"-var={name}={value}" for name, value in variables.items()),
+        str(TEMPLATE),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_a_bogus_argument_would_be_caught_by_that_validate(tmp_path: Path) -> None:
@@ -123,14 +157,16 @@ def test_provisioners_upload_and_run_exactly_the_install_script() -> None:
     steps = provisioners()
     uploads = [body["source"] for kind, body in steps if kind == "file"]
     assert '"${path.root}/scripts/install-node"' in uploads
-    scripts = sorted(p.name for p in (PACKER_DIR / "scripts").iterdir())
-    assert scripts == ["install-node"], "every script in packer/scripts/ must be uploaded by the template"
+    scripts = sorted(p.name for p in (PACKER_DIR / "scripts").iterdir() if p.name not in HOST_SCRIPTS)
+    assert scripts == ["install-node"], "every script in packer/scripts/ but the host's must be uploaded"
     commands = [line for kind, body in steps if kind == "shell" for line in body.get("inline", [])]
     (run,) = [unquote(line) for line in commands if "install-node --" in line]
+    assert run.endswith(FIND_LINKS), run
+    run = run.removesuffix(FIND_LINKS)
     flags = re.findall(r"(--[a-z-]+)", run)
     usage = subprocess.run(["bash", str(INSTALL_NODE), "--help"], capture_output=True, text=True, check=True).stdout
     assert flags == ["--env-file", "--constraints", "--node-scripts"]
-    for flag in flags:
+    for flag in [*flags, "--find-links"]:
         assert flag in usage
     destinations = {unquote(body["destination"]) for kind, body in steps if kind == "file"}
     for flag, value in zip(flags, run.split(" --")[1:], strict=True):
@@ -152,6 +188,6 @@ def test_the_test_harness_stages_files_where_the_template_uploads_them() -> None
         for line in body.get("inline", [])
         if "install-node --" in line
     ]
-    template_command = run.replace("${local.staging}", staging).removeprefix("sudo -n ")
+    template_command = run.removesuffix(FIND_LINKS).replace("${local.staging}", staging).removeprefix("sudo -n ")
     harness_command = packer_rootfs.NodeRoot(Path("/nonexistent")).command()
     assert harness_command == template_command

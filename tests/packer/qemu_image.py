@@ -1,0 +1,435 @@
+"""The hail-base image built for real by packer's qemu source on this machine, and checked.
+
+Run as a script (``py3/bin/python tests/packer/qemu_image.py [--check] [--force]``) or through
+tests/packer/test_qemu_image.py. Every expensive piece is cached under ~/.cache/hgi-spark/ keyed by
+a digest of its inputs, and every file appears atomically:
+
+- ``base-disks/debian-12-<digest>.qcow2``: packer/scripts/make-base-disk (its script and the host's
+  apt sources);
+- ``wheels-<digest>/``: packer/scripts/make-wheelhouse (script, requirements, constraints, Python);
+- ``images/hail-base-1.0.0-<digest>/hail-base-1.0.0.qcow2``: ``packer build -only=qemu.hail-base``
+  (template, install script, install env, constraints, node scripts, base disk, wheelhouse).
+
+The check does not trust packer's log: it reads the image's filesystem offline (debugfs on a raw
+copy) for what a clone must not inherit, then boots a copy-on-write overlay of it under qemu with a
+NoCloud seed whose runcmd prints facts to the serial console, and compares both with image.yml.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+sys.path.insert(0, str(REPO / "invoke"))
+sys.path.insert(0, str(HERE))
+
+from hgi_spark import config, packer, provisioning  # noqa: E402
+from hgi_spark.layout import Repository  # noqa: E402
+
+CACHE_DIR = Path(os.environ.get("HGI_CACHE_DIR", Path.home() / ".cache" / "hgi-spark"))
+SCRIPTS = REPO / "packer" / "scripts"
+TEMPLATE = REPO / "packer" / "hail-base.pkr.hcl"
+NODE_SCRIPTS = REPO / "terraform" / "modules" / "spark-node" / "scripts"
+APT_SOURCES = (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list"))
+BUILD_USER = "debian"  # build.ssh_user of images/hail-base/defaults.yml: the base's default user
+PARTITION_OFFSET = 1048576  # make-base-disk's one partition starts at sector 2048
+CHECK_BEGIN, CHECK_END = "HGI-CHECK-BEGIN", "HGI-CHECK-END"
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] qemu-image: {message}", file=sys.stderr, flush=True)
+
+
+def digest(parts: Iterable[bytes | str | Path]) -> str:
+    """16 hex digits of sha256 over the parts (a Path counts by its content, or its files' for a folder)."""
+    hasher = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, Path):
+            files = sorted(p for p in part.rglob("*") if p.is_file()) if part.is_dir() else [part]
+            for file in files:
+                hasher.update(str(file.relative_to(part) if part.is_dir() else file.name).encode() + b"\0")
+                hasher.update(file.read_bytes() + b"\0")
+        else:
+            hasher.update((part.encode() if isinstance(part, str) else part) + b"\0")
+    return hasher.hexdigest()[:16]
+
+
+def run(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess:
+    log("+ " + " ".join(argv))
+    return subprocess.run(argv, check=True, **kwargs)
+
+
+# --- inputs ----------------------------------------------------------------------------------------
+
+
+def base_disk(cache_dir: Path = CACHE_DIR) -> Path:
+    """make-base-disk's disk, keyed by the script and the host's apt sources (its mirror)."""
+    script = SCRIPTS / "make-base-disk"
+    key = digest([script, *(p for p in APT_SOURCES if p.is_file())])
+    path = cache_dir / "base-disks" / f"debian-12-{key}.qcow2"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        run(["bash", str(script), "--output", str(path)])
+        log(f"base disk made in {time.monotonic() - started:.0f} s")
+        for old in path.parent.glob("debian-12-*.qcow2"):
+            if old != path:
+                old.unlink()
+    return path
+
+
+def requirements(image: config.Image) -> list[str]:
+    software = image.software.model_dump()
+    return [f"{name}=={software[name]}" for name in ("hail", "pyspark", "jupyterlab")]
+
+
+def wheelhouse(image: config.Image, cache_dir: Path = CACHE_DIR) -> Path:
+    """make-wheelhouse's folder for image.yml's versions, keyed by its inputs; Python must be the image's."""
+    script = SCRIPTS / "make-wheelhouse"
+    assert image.constraints_file is not None
+    python = str(image.software.model_dump()["python"])
+    wanted = requirements(image)
+    key = digest([script, image.constraints_file, python, *wanted])
+    path = cache_dir / f"wheels-{key}"
+    if not path.is_dir():
+        started = time.monotonic()
+        run(
+            [
+                *("bash", str(script), "--constraints", str(image.constraints_file), "--output", str(path)),
+                *("--python", f"python{python}", "--python-version", python, *wanted),
+            ]
+        )
+        log(f"wheelhouse made in {time.monotonic() - started:.0f} s")
+    return path
+
+
+def build_seed(folder: Path, user: str = BUILD_USER) -> tuple[Path, str]:
+    """A key pair for this build only and the NoCloud seed that authorizes it; (private key, public key)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    key = folder / "id_ed25519"
+    run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "hgi-spark-image-build", "-f", str(key)])
+    public = key.with_suffix(".pub").read_text().strip()
+    (folder / "user-data").write_text(
+        "#cloud-config\n"
+        f"# packer's login as {user} (cloud-init's default user) for this build only\n"
+        f"ssh_authorized_keys:\n  - {public}\nssh_pwauth: false\n"
+    )
+    (folder / "meta-data").write_text(
+        f"instance-id: hgi-spark-build-{os.urandom(4).hex()}\nlocal-hostname: hail-base-build\n"
+    )
+    return key, public
+
+
+def accelerator() -> tuple[str, str]:
+    """(accelerator, cpu model): tcg unless HGI_QEMU_ACCEL=kvm (KVM guests do not boot on this machine)."""
+    if os.environ.get("HGI_QEMU_ACCEL") == "kvm":
+        return "kvm", "host"
+    return "tcg", "max"
+
+
+# --- the build -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Built:
+    image: Path
+    seconds: float  # 0 when it came from the cache
+    public_key: str
+    log: Path
+
+
+def image_key(image: config.Image, install_env: str, base: Path, wheels: Path) -> str:
+    assert image.constraints_file is not None
+    return digest(
+        [TEMPLATE, SCRIPTS / "install-node", install_env, image.constraints_file, NODE_SCRIPTS, base.name, wheels.name]
+    )
+
+
+def build(
+    image_ref: str = "hail-base/1.0.0",
+    *,
+    cache_dir: Path = CACHE_DIR,
+    force: bool = False,
+    timeout: float = 3600,
+) -> Built:
+    """The qcow2 packer's qemu source makes for ``image_ref``, from the cache when its inputs did not change."""
+    repo = Repository.default()
+    image = config.load_image(image_ref, repo)
+    glance_name = f"{image.ref.name}-{image.ref.version}"
+    env = provisioning.install_env(image, commit="test")
+    install_env = provisioning.render_install_env(env, source=image_ref)
+    base = base_disk(cache_dir)
+    wheels = wheelhouse(image, cache_dir)
+    key = image_key(image, install_env, base, wheels)
+    final = cache_dir / "images" / f"{glance_name}-{key}"
+    qcow2 = final / f"{glance_name}.qcow2"
+    if qcow2.is_file() and not force:
+        log(f"image from the cache: {qcow2}")
+        public = (final / "build-key.pub").read_text().strip()
+        return Built(qcow2, 0.0, public, final / "packer.log")
+    work = Path(tempfile.mkdtemp(dir=cache_dir, prefix=".packer-"))
+    try:
+        private_key, public = build_seed(work / "seed")
+        (work / "install.env").write_text(install_env)
+        accel, cpu = accelerator()
+        values = packer.var_values(
+            image, glance_name=glance_name, git_commit="test", install_env_file=work / "install.env"
+        )
+        values.update(
+            {
+                "qemu_base_disk": str(base),
+                "qemu_output_directory": str(work / "output"),
+                "qemu_accelerator": accel,
+                "qemu_cpu_model": cpu,
+                "qemu_cpus": 2,
+                "qemu_memory_mb": 2048,
+                "qemu_seed_dir": str(work / "seed"),
+                "qemu_ssh_private_key_file": str(private_key),
+                "qemu_wheelhouse_dir": str(wheels),
+                "qemu_serial_log": str(work / "serial.log"),
+            }
+        )
+        var_file = packer.write_var_file(values, work / "hail-base.pkrvars.json")
+        argv = ["packer", "build", "-color=false", "-on-error=cleanup", "-only=qemu.hail-base"]
+        argv += [f"-var-file={var_file}", str(TEMPLATE)]
+        log("+ " + " ".join(argv) + f"  (log: {work / 'packer.log'})")
+        started = time.monotonic()
+        with open(work / "packer.log", "w") as out:
+            process = subprocess.Popen(
+                argv,
+                cwd=work,  # packer_cache/ lands here
+                env={**os.environ, "CHECKPOINT_DISABLE": "1"},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: a timeout stops packer and qemu
+            )
+            try:
+                code = process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGTERM)
+                process.wait(timeout=60)
+                raise
+        seconds = time.monotonic() - started
+        if code != 0:
+            kept = cache_dir / "logs" / f"{glance_name}-{time.strftime('%Y%m%dT%H%M%S')}"
+            kept.mkdir(parents=True, exist_ok=True)
+            for name in ("packer.log", "serial.log", "hail-base.pkrvars.json"):
+                if (work / name).is_file():
+                    shutil.copyfile(work / name, kept / name)
+            tail = "\n".join((work / "packer.log").read_text().splitlines()[-40:])
+            raise RuntimeError(f"packer build failed ({code}) after {seconds:.0f} s (logs in {kept}):\n{tail}")
+        log(f"packer build done in {seconds:.0f} s")
+        (work / "output" / "build-key.pub").write_text(public + "\n")
+        for name in ("packer.log", "serial.log"):
+            if (work / name).is_file():
+                shutil.copyfile(work / name, work / "output" / name)
+        if final.exists():
+            shutil.rmtree(final)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        (work / "output").rename(final)
+        for old in final.parent.glob(f"{glance_name}-*"):
+            if old != final:
+                shutil.rmtree(old)
+        return Built(qcow2, seconds, public, final / "packer.log")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# --- the check -------------------------------------------------------------------------------------
+
+
+def debugfs(raw: Path, command: str) -> str:
+    """Run one debugfs request on the image's root filesystem, read-only, nothing mounted."""
+    result = subprocess.run(
+        ["debugfs", "-R", command, f"{raw}?offset={PARTITION_OFFSET}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return result.stdout
+
+
+def offline_facts(qcow2: Path, work: Path) -> dict[str, Any]:
+    """What a clone must (not) inherit, read from the image's filesystem itself."""
+    raw = work / "image.raw"
+    run(["qemu-img", "convert", "-f", "qcow2", "-O", "raw", str(qcow2), str(raw)])
+    try:
+
+        def exists(path: str) -> bool:
+            return "Inode:" in debugfs(raw, f"stat {path}")
+
+        def cat(path: str) -> str:
+            return debugfs(raw, f"cat {path}")
+
+        passwd = cat("/etc/passwd")
+        wants = debugfs(raw, "ls -l /etc/systemd/system/multi-user.target.wants")
+        authorized = [f"/home/{BUILD_USER}/.ssh/authorized_keys", "/root/.ssh/authorized_keys"]
+        return {
+            "manifest": json.loads(cat("/etc/hgi-spark/image.json") or "{}"),
+            "machine_id": cat("/etc/machine-id"),
+            "machine_id_exists": exists("/etc/machine-id"),
+            "cloud_seed": exists("/var/lib/cloud/seed"),
+            "cloud_instance": exists("/var/lib/cloud/instance"),
+            "cloud_init_log": exists("/var/log/cloud-init.log"),
+            "authorized_keys": {path: cat(path) for path in authorized if exists(path)},
+            "users": [line.split(":")[0] for line in passwd.splitlines() if ":" in line],
+            "profile": exists("/etc/profile.d/hgi-spark.sh"),
+            "enabled_units": wants.split(),
+            "staging": exists("/tmp/hgi-spark-install"),
+        }
+    finally:
+        raw.unlink(missing_ok=True)
+
+
+CHECK_SCRIPT = HERE / "image-check"  # runs at the check boot, prints facts to the console
+
+
+def check_boot(qcow2: Path, work: Path, *, timeout: float = 900) -> tuple[dict[str, Any], str]:
+    """Boot an overlay of the image with a NoCloud seed whose runcmd prints facts; (facts, console)."""
+    overlay = work / "check.qcow2"
+    run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(qcow2), "-F", "qcow2", str(overlay)])
+    seed = work / "seed"
+    seed.mkdir()
+    script_lines = "\n".join("      " + line for line in CHECK_SCRIPT.read_text().splitlines())
+    (seed / "user-data").write_text(
+        "#cloud-config\nwrite_files:\n  - path: /usr/local/sbin/hgi-check\n    permissions: '0755'\n"
+        f"    content: |\n{script_lines}\n"
+        "runcmd:\n  - [/usr/local/sbin/hgi-check]\n"
+        "power_state:\n  mode: poweroff\n  condition: true\n  timeout: 30\n"
+    )
+    (seed / "meta-data").write_text("instance-id: hgi-image-check\nlocal-hostname: hail-base-check\n")
+    iso = work / "seed.iso"
+    run(
+        [
+            *("genisoimage", "-quiet", "-output", str(iso), "-volid", "cidata", "-joliet", "-rock"),
+            *(str(seed / "user-data"), str(seed / "meta-data")),
+        ]
+    )
+    console = work / "console.log"
+    accel, cpu = accelerator()
+    argv = ["qemu-system-x86_64", "-accel", f"{accel}" + (",thread=multi" if accel == "tcg" else ""), "-cpu", cpu]
+    argv += ["-smp", "2", "-m", "2048", "-display", "none", "-no-reboot", "-serial", f"file:{console}"]
+    argv += ["-drive", f"file={overlay},if=virtio,format=qcow2", "-drive", f"file={iso},media=cdrom,readonly=on"]
+    argv += ["-netdev", "user,id=n0,restrict=on", "-device", "virtio-net-pci,netdev=n0", "-monitor", "none"]
+    log("+ " + " ".join(argv))
+    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+    text = console.read_text(errors="replace") if console.is_file() else ""
+    if CHECK_BEGIN not in text or CHECK_END not in text:
+        raise AssertionError(f"no check output on the console; its end:\n{text[-3000:]}")
+    body = text.split(CHECK_BEGIN, 1)[1].split(CHECK_END, 1)[0]
+    line = next(line for line in body.splitlines() if line.strip().startswith("{"))
+    return json.loads(line.strip()), text
+
+
+@dataclass
+class Checked:
+    offline: dict[str, Any]
+    booted: dict[str, Any]
+    seconds: float
+
+
+def check(built: Built, *, work: Path | None = None) -> Checked:
+    """Offline facts and facts from a boot of the image; raises nothing, returns both."""
+    started = time.monotonic()
+    own = work is None
+    work = work or Path(tempfile.mkdtemp(prefix="hgi-image-check-"))
+    try:
+        offline = offline_facts(built.image, work)
+        booted, _ = check_boot(built.image, work)
+        return Checked(offline, booted, time.monotonic() - started)
+    finally:
+        if own:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def problems(checked: Checked, software: Mapping[str, Any], public_key: str) -> list[str]:
+    """Everything the image gets wrong, as readable lines (empty: it is right)."""
+    found: list[str] = []
+    offline, booted = checked.offline, checked.booted
+    manifest = offline["manifest"]
+    wanted = {key: str(value) for key, value in software.items()}
+    if manifest.get("software") != wanted:
+        found.append(f"image.json software {manifest.get('software')} != image.yml {wanted}")
+    installed = manifest.get("installed", {})
+    for name in ("hail", "pyspark", "jupyterlab"):
+        if installed.get(name) != wanted[name]:
+            found.append(f"image.json installed {name} {installed.get(name)} != {wanted[name]}")
+    if not str(installed.get("python", "")).startswith(wanted["python"] + "."):
+        found.append(f"python {installed.get('python')} is not {wanted['python']}")
+    if not str(installed.get("java", "")).startswith(wanted["java"]):
+        found.append(f"java {installed.get('java')} is not {wanted['java']}")
+    if offline["machine_id"] != "" or not offline["machine_id_exists"]:
+        found.append(f"/etc/machine-id is not an empty file: {offline['machine_id']!r}")
+    for key in ("cloud_seed", "cloud_instance", "cloud_init_log", "staging"):
+        if offline[key]:
+            found.append(f"the image carries {key}")
+    key_body = public_key.split()[1] if public_key else "?"
+    for path, text in offline["authorized_keys"].items():
+        if key_body in text:
+            found.append(f"the build key is still in {path}")
+    if "hgi" not in offline["users"]:
+        found.append("no user hgi in /etc/passwd")
+    if not offline["profile"]:
+        found.append("no /etc/profile.d/hgi-spark.sh")
+    for unit in ("nginx.service", "nfs-server.service"):
+        if unit in offline["enabled_units"]:
+            found.append(f"{unit} is enabled in the image")
+    versions = booted["imports"].split()
+    if versions[:3] != [wanted["hail"], wanted["pyspark"], wanted["jupyterlab"]]:
+        found.append(f"import hail, pyspark in the booted image: {booted['imports']!r}")
+    if f'version "{wanted["java"]}' not in booted["java"]:
+        found.append(f"java in the booted image: {booted['java']!r}")
+    for key in ("nginx", "nfs_server"):
+        if booted[key] != "disabled":
+            found.append(f"{key} is {booted[key]!r} at boot, not disabled")
+    for key in ("nginx_installed", "nfs_installed"):
+        if "install ok installed" not in booted[key]:
+            found.append(f"{key}: {booted[key]!r}")
+    if "uid=" not in booted["hgi"] or booted["hgi_home"] != "/opt/hail":
+        found.append(f"user hgi or its login environment: {booted['hgi']!r} HAIL_HOME={booted['hgi_home']!r}")
+    if "uid=" not in booted["default_user"]:
+        found.append(f"cloud-init did not create the default user {BUILD_USER}: {booted['default_user']!r}")
+    if len(booted["machine_id"]) != 32:
+        found.append(f"no fresh machine id at boot: {booted['machine_id']!r}")
+    return found
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--image", default="hail-base/1.0.0")
+    parser.add_argument("--force", action="store_true", help="rebuild the image even if cached")
+    parser.add_argument("--check", action="store_true", help="check the image afterwards")
+    args = parser.parse_args()
+    built = build(args.image, force=args.force)
+    size = built.image.stat().st_size
+    print(json.dumps({"image": str(built.image), "build_seconds": round(built.seconds), "bytes": size}))
+    if args.check:
+        image = config.load_image(args.image, Repository.default())
+        checked = check(built)
+        found = problems(checked, image.software.model_dump(), built.public_key)
+        print(json.dumps({"check_seconds": round(checked.seconds), "problems": found, "booted": checked.booted}))
+        return 1 if found else 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
