@@ -4,11 +4,8 @@ Run as a script (``py3/bin/python tests/packer/qemu_image.py [--check] [--force]
 tests/packer/test_qemu_image.py. Every expensive piece is cached under ~/.cache/hgi-spark/ keyed by
 a digest of its inputs, and every file appears atomically:
 
-- ``base-disks/debian-12-<digest>.qcow2``: packer/scripts/make-base-disk (its script and the host's
-  apt sources);
-- ``wheels-<digest>/``: packer/scripts/make-wheelhouse (script, requirements, constraints, Python);
-- ``images/hail-base-1.0.0-<digest>/hail-base-1.0.0.qcow2``: ``packer build -only=qemu.hail-base``
-  (template, install script, install env, constraints, node scripts, base disk, wheelhouse).
+the base disk, the wheelhouse and the image itself (invoke/hgi_spark/images/qemu.py says how);
+the build goes through the front door, ``bash invoke.sh image hail-base/1.0.0 build --target qemu``.
 
 The check does not trust packer's log: it reads the image's filesystem offline (debugfs on a raw
 copy) for what a clone must not inherit, then boots a copy-on-write overlay of it under qemu with a
@@ -37,8 +34,9 @@ REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO / "invoke"))
 sys.path.insert(0, str(HERE))
 
-from hgi_spark import config, packer, provisioning  # noqa: E402
-from hgi_spark.layout import Repository  # noqa: E402
+from hgi_spark.core import config  # noqa: E402
+from hgi_spark.core.layout import Repository  # noqa: E402
+from hgi_spark.images import qemu  # noqa: E402
 
 CACHE_DIR = Path(os.environ.get("HGI_CACHE_DIR", Path.home() / ".cache" / "hgi-spark"))
 SCRIPTS = REPO / "packer" / "scripts"
@@ -73,75 +71,7 @@ def run(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess:
     return subprocess.run(argv, check=True, **kwargs)
 
 
-# --- inputs ----------------------------------------------------------------------------------------
-
-
-def base_disk(cache_dir: Path = CACHE_DIR) -> Path:
-    """make-base-disk's disk, keyed by the script and the host's apt sources (its mirror)."""
-    script = SCRIPTS / "make-base-disk"
-    key = digest([script, *(p for p in APT_SOURCES if p.is_file())])
-    path = cache_dir / "base-disks" / f"debian-12-{key}.qcow2"
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        started = time.monotonic()
-        run(["bash", str(script), "--output", str(path)])
-        log(f"base disk made in {time.monotonic() - started:.0f} s")
-        for old in path.parent.glob("debian-12-*.qcow2"):
-            if old != path:
-                old.unlink()
-    return path
-
-
-def requirements(image: config.Image) -> list[str]:
-    software = image.software.model_dump()
-    return [f"{name}=={software[name]}" for name in ("hail", "pyspark", "jupyterlab")]
-
-
-def wheelhouse(image: config.Image, cache_dir: Path = CACHE_DIR) -> Path:
-    """make-wheelhouse's folder for image.yml's versions, keyed by its inputs; Python must be the image's."""
-    script = SCRIPTS / "make-wheelhouse"
-    assert image.constraints_file is not None
-    python = str(image.software.model_dump()["python"])
-    wanted = requirements(image)
-    key = digest([script, image.constraints_file, python, *wanted])
-    path = cache_dir / f"wheels-{key}"
-    if not path.is_dir():
-        started = time.monotonic()
-        run(
-            [
-                *("bash", str(script), "--constraints", str(image.constraints_file), "--output", str(path)),
-                *("--python", f"python{python}", "--python-version", python, *wanted),
-            ]
-        )
-        log(f"wheelhouse made in {time.monotonic() - started:.0f} s")
-    return path
-
-
-def build_seed(folder: Path, user: str = BUILD_USER) -> tuple[Path, str]:
-    """A key pair for this build only and the NoCloud seed that authorizes it; (private key, public key)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    key = folder / "id_ed25519"
-    run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "hgi-spark-image-build", "-f", str(key)])
-    public = key.with_suffix(".pub").read_text().strip()
-    (folder / "user-data").write_text(
-        "#cloud-config\n"
-        f"# packer's login as {user} (cloud-init's default user) for this build only\n"
-        f"ssh_authorized_keys:\n  - {public}\nssh_pwauth: false\n"
-    )
-    (folder / "meta-data").write_text(
-        f"instance-id: hgi-spark-build-{os.urandom(4).hex()}\nlocal-hostname: hail-base-build\n"
-    )
-    return key, public
-
-
-def accelerator() -> tuple[str, str]:
-    """(accelerator, cpu model): tcg unless HGI_QEMU_ACCEL=kvm (KVM guests do not boot on this machine)."""
-    if os.environ.get("HGI_QEMU_ACCEL") == "kvm":
-        return "kvm", "host"
-    return "tcg", "max"
-
-
-# --- the build -------------------------------------------------------------------------------------
+# --- the build: through the front door ------------------------------------------------------------
 
 
 @dataclass
@@ -152,101 +82,20 @@ class Built:
     log: Path
 
 
-def image_key(image: config.Image, install_env: str, base: Path, wheels: Path) -> str:
-    assert image.constraints_file is not None
-    return digest(
-        [TEMPLATE, SCRIPTS / "install-node", install_env, image.constraints_file, NODE_SCRIPTS, base.name, wheels.name]
-    )
-
-
-def build(
-    image_ref: str = "hail-base/1.0.0",
-    *,
-    cache_dir: Path = CACHE_DIR,
-    force: bool = False,
-    timeout: float = 3600,
-) -> Built:
-    """The qcow2 packer's qemu source makes for ``image_ref``, from the cache when its inputs did not change."""
-    repo = Repository.default()
-    image = config.load_image(image_ref, repo)
-    glance_name = f"{image.ref.name}-{image.ref.version}"
-    env = provisioning.install_env(image, commit="test")
-    install_env = provisioning.render_install_env(env, source=image_ref)
-    base = base_disk(cache_dir)
-    wheels = wheelhouse(image, cache_dir)
-    key = image_key(image, install_env, base, wheels)
-    final = cache_dir / "images" / f"{glance_name}-{key}"
-    qcow2 = final / f"{glance_name}.qcow2"
-    if qcow2.is_file() and not force:
-        log(f"image from the cache: {qcow2}")
-        public = (final / "build-key.pub").read_text().strip()
-        return Built(qcow2, 0.0, public, final / "packer.log")
-    work = Path(tempfile.mkdtemp(dir=cache_dir, prefix=".packer-"))
-    try:
-        private_key, public = build_seed(work / "seed")
-        (work / "install.env").write_text(install_env)
-        accel, cpu = accelerator()
-        values = packer.var_values(
-            image, glance_name=glance_name, git_commit="test", install_env_file=work / "install.env"
-        )
-        values.update(
-            {
-                "qemu_base_disk": str(base),
-                "qemu_output_directory": str(work / "output"),
-                "qemu_accelerator": accel,
-                "qemu_cpu_model": cpu,
-                "qemu_cpus": 2,
-                "qemu_memory_mb": 2048,
-                "qemu_seed_dir": str(work / "seed"),
-                "qemu_ssh_private_key_file": str(private_key),
-                "qemu_wheelhouse_dir": str(wheels),
-                "qemu_serial_log": str(work / "serial.log"),
-            }
-        )
-        var_file = packer.write_var_file(values, work / "hail-base.pkrvars.json")
-        argv = ["packer", "build", "-color=false", "-on-error=cleanup", "-only=qemu.hail-base"]
-        argv += [f"-var-file={var_file}", str(TEMPLATE)]
-        log("+ " + " ".join(argv) + f"  (log: {work / 'packer.log'})")
-        started = time.monotonic()
-        with open(work / "packer.log", "w") as out:
-            process = subprocess.Popen(
-                argv,
-                cwd=work,  # packer_cache/ lands here
-                env={**os.environ, "CHECKPOINT_DISABLE": "1"},
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: a timeout stops packer and qemu
-            )
-            try:
-                code = process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGTERM)
-                process.wait(timeout=60)
-                raise
-        seconds = time.monotonic() - started
-        if code != 0:
-            kept = cache_dir / "logs" / f"{glance_name}-{time.strftime('%Y%m%dT%H%M%S')}"
-            kept.mkdir(parents=True, exist_ok=True)
-            for name in ("packer.log", "serial.log", "hail-base.pkrvars.json"):
-                if (work / name).is_file():
-                    shutil.copyfile(work / name, kept / name)
-            tail = "\n".join((work / "packer.log").read_text().splitlines()[-40:])
-            raise RuntimeError(f"packer build failed ({code}) after {seconds:.0f} s (logs in {kept}):\n{tail}")
-        log(f"packer build done in {seconds:.0f} s")
-        (work / "output" / "build-key.pub").write_text(public + "\n")
-        for name in ("packer.log", "serial.log"):
-            if (work / name).is_file():
-                shutil.copyfile(work / name, work / "output" / name)
-        if final.exists():
-            shutil.rmtree(final)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        (work / "output").rename(final)
-        for old in final.parent.glob(f"{glance_name}-*"):
-            if old != final:
-                shutil.rmtree(old)
-        return Built(qcow2, seconds, public, final / "packer.log")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+def build(image_ref: str = "hail-base/1.0.0", *, force: bool = False, env: Mapping[str, str] | None = None) -> Built:
+    """``bash invoke.sh image IMAGE build --target qemu`` (the library's images/qemu.py does the work)."""
+    argv = ["bash", str(REPO / "invoke.sh"), "image", image_ref, "build", "--target", "qemu"]
+    if force:
+        argv.append("--force")
+    started = time.monotonic()
+    done = subprocess.run(argv, env={**os.environ, **(env or {})}, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv[2:])} failed ({done.returncode}):\n{done.stdout}\n{done.stderr[-6000:]}")
+    log(done.stdout.strip())
+    image = qemu.image_path(config.load_image(image_ref, Repository.default()))
+    seconds = time.monotonic() - started if "built in" in done.stdout else 0.0
+    public = (image.parent / "build-key.pub").read_text().strip()
+    return Built(image, seconds, public, image.parent / "packer.log")
 
 
 # --- the check -------------------------------------------------------------------------------------
@@ -320,7 +169,8 @@ def check_boot(qcow2: Path, work: Path, *, timeout: float = 900) -> tuple[dict[s
         ]
     )
     console = work / "console.log"
-    accel, cpu = accelerator()
+    accel = qemu.accelerator(qcow2, REPO)
+    cpu = "host" if accel == "kvm" else "max"
     argv = ["qemu-system-x86_64", "-accel", f"{accel}" + (",thread=multi" if accel == "tcg" else ""), "-cpu", cpu]
     argv += ["-smp", "2", "-m", "2048", "-display", "none", "-no-reboot", "-serial", f"file:{console}"]
     argv += ["-drive", f"file={overlay},if=virtio,format=qcow2", "-drive", f"file={iso},media=cdrom,readonly=on"]

@@ -102,9 +102,9 @@ def build(image: Image, env: Mapping[str, str], *, force: bool = False, log: Log
         if not template.is_file():
             raise NotFoundError(f"no packer template {template.name}", file=template.parent)
         packer.init(tool, template, packer_env)
-        packer.validate(tool, template, var_file, packer_env)
+        packer.validate(tool, template, var_file, packer_env, only=packer.OPENSTACK_SOURCE)
         log(f"building {build_name} with packer {tool.version_text} (git commit {commit})")
-        packer.build(tool, template, var_file, packer_env)
+        packer.build(tool, template, var_file, packer_env, only=packer.OPENSTACK_SOURCE)
     built = [i for i in glance.owned_images(connection, build_name) if i.status == "active"]
     if not built:
         raise CloudError(

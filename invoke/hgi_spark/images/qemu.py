@@ -261,6 +261,9 @@ def _show_progress(log: Path, process: subprocess.Popen[bytes], say: Say) -> int
 
 def build(image: Image, *, force: bool = False, say: Say = _stderr) -> QemuBuild:
     """The qcow2 of ``image``: from the cache when its inputs did not change, else built by packer."""
+    cached = image_path(image)
+    if cached.is_file() and not force:
+        return QemuBuild(cached, built=False)  # packer is not even looked for
     tool = packer.find()
     base = base_disk(image, say)
     wheels = wheelhouse(image, say)
@@ -295,7 +298,7 @@ def build(image: Image, *, force: bool = False, say: Say = _stderr) -> QemuBuild
             }
         )
         var_file = packer.write_var_file(values, work / f"{image.ref.name}.pkrvars.json")
-        argv = [tool.path, "build", "-color=false", "-on-error=cleanup", "-only=qemu.hail-base"]
+        argv = [tool.path, "build", "-color=false", "-on-error=cleanup", f"-only={packer.QEMU_SOURCE}"]
         argv += [f"-var-file={var_file}", str(image.paths.template)]
         log = work / "packer.log"
         say(f"+ {' '.join(argv)}  (with {accel}; full log: {log}, kept beside the image)")
