@@ -21,7 +21,7 @@ from hgi_spark.core.files import write_atomic
 from hgi_spark.deploy import terraform as tf
 
 if TYPE_CHECKING:
-    from hgi_spark.deploy.workflow import Run
+    from hgi_spark.deploy.run import Run
 
 RECORD_VERSION = 1
 
