@@ -15,7 +15,6 @@ NoCloud seed whose runcmd prints facts to the serial console, and compares both 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -24,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,20 +49,6 @@ CHECK_BEGIN, CHECK_END = "HGI-CHECK-BEGIN", "HGI-CHECK-END"
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] qemu-image: {message}", file=sys.stderr, flush=True)
-
-
-def digest(parts: Iterable[bytes | str | Path]) -> str:
-    """16 hex digits of sha256 over the parts (a Path counts by its content, or its files' for a folder)."""
-    hasher = hashlib.sha256()
-    for part in parts:
-        if isinstance(part, Path):
-            files = sorted(p for p in part.rglob("*") if p.is_file()) if part.is_dir() else [part]
-            for file in files:
-                hasher.update(str(file.relative_to(part) if part.is_dir() else file.name).encode() + b"\0")
-                hasher.update(file.read_bytes() + b"\0")
-        else:
-            hasher.update((part.encode() if isinstance(part, str) else part) + b"\0")
-    return hasher.hexdigest()[:16]
 
 
 def run(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess:
