@@ -27,7 +27,7 @@ import requests
 import yaml
 from test_local_cluster_client import REPO, Jupyter, login_and_screenshot, readme_job
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(5400)]
 
 ANSWER = "(100, 50)"
 FORWARDED = {"ssh": 22322, "http": 28380, "https": 28743}
