@@ -110,6 +110,23 @@ def test_bad_names_are_one_line_without_traceback(args: tuple[str, ...], code: i
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("deployment", "spark-local/demo", "nosuch"), "error: No idea what 'nosuch' is!"),
+        (("deployment", "spark-local/demo", "plan", "--to"), "error: Flag --to needed value and was not given one!"),
+        (("deployment", "spark-local/demo", "status", "--nope"), "error: No idea what '--nope' is!"),
+        (("deployment", "spark-local/demo", "submit"), "error: 'submit' did not receive required positional"),
+    ],
+)
+def test_invokes_own_parse_errors_are_usage_errors(args: tuple[str, ...], message: str) -> None:
+    """An unknown task or flag, a missing option value or script: exit 2 and one line, as invoke.sh's own."""
+    result = run(*args)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(message), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 def test_debug_shows_the_traceback() -> None:
     result = run("--debug", "image", "hail-base/9.9.9", "validate")
     assert result.returncode == 4

@@ -127,3 +127,44 @@ def test_terraform_killed_while_a_new_worker_starts_then_down_removes_it(cluster
         time.sleep(0.2)
     assert cluster.pids() == {}
     assert not any(port_listening(port) for port in cluster.all_ports())
+
+
+def test_a_destroy_plan_needs_no_free_port_and_no_prefix(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A deployment whose processes are gone (a reboot), its ports now taken by other programs and
+    its Hail prefix removed: plan --to destroy goes through and installs nothing, and down then
+    removes it (run-node --stop waits for a stopped node's ports to be free: the other programs
+    have gone by then)."""
+    import socket
+
+    from hgi_spark.clusters.local import prefix
+    from hgi_spark.core import config
+
+    real = prefix.prefix_path(prefix.PrefixSpec.of(config.load_image("hail-base/1.0.0")))
+    scratch = tmp_path_factory.mktemp("prefix")
+    link = scratch / "prefix"
+    link.symlink_to(real.resolve())
+    monkeypatch.setenv(prefix.PREFIX_ENV, str(link))
+    ports = {**PORTS, **{k: v + 1000 for k, v in PORTS.items()}}
+    local = LocalCluster(tmp_path_factory.mktemp("repo"), "gone", ports, workers=1)
+    listeners = []
+    try:
+        local.invoke("up")
+        local.force_stop()  # as after a reboot: the state holds nodes whose processes are gone
+        for key in ("spark_master", "spark_master_ui", "jupyter", "http"):
+            listener = socket.socket()
+            listener.bind(("127.0.0.1", ports[key]))
+            listener.listen()
+            listeners.append(listener)
+        link.unlink()
+        local.invoke("plan", "--to", "destroy")
+        for listener in listeners:
+            listener.close()
+        local.invoke("down")
+        assert local.nodes() == {}
+        assert not link.exists(), "nothing was installed for a destroy"
+    finally:
+        for listener in listeners:
+            listener.close()
+        local.force_stop()

@@ -26,8 +26,9 @@ variable "image" {
   default = null
 }
 variable "workers" {
-  type    = number
-  default = 1
+  type     = number
+  default  = 1
+  nullable = false
 }
 variable "flavor" {
   type = string
@@ -135,6 +136,11 @@ def test_write_tfvars_is_private_and_exact(repo: Repository) -> None:
             "image: hail-base/9.9.9\n",
             "deployments/toy/t1/deployment.yml:1:1: image: unknown image 'hail-base/9.9.9': "
             "images/hail-base/9.9.9/image.yml does not exist (defined images: hail-base/1.0.0)",
+        ),
+        (
+            "workers: null\n",
+            "deployments/toy/t1/deployment.yml:1:1: workers: null is not allowed here "
+            "(give it a value, or remove the key)",
         ),
         (
             "image: hail-base\n",
