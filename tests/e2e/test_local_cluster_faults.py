@@ -133,9 +133,9 @@ def test_a_destroy_plan_needs_no_free_port_and_no_prefix(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A deployment whose processes are gone (a reboot), its ports now taken by other programs and
-    its Hail prefix removed: plan --to destroy goes through and installs nothing, and down then
-    removes it (run-node --stop waits for a stopped node's ports to be free: the other programs
-    have gone by then)."""
+    its Hail prefix removed: plan --to destroy is neither refused nor installs anything. (run-node
+    --stop then waits for the node's ports to be free, so the down comes once the other programs
+    are gone, with a plan made then: the plan's inputs include nginx's port, which moved.)"""
     import socket
 
     from hgi_spark.clusters.local import prefix
@@ -154,13 +154,17 @@ def test_a_destroy_plan_needs_no_free_port_and_no_prefix(
         local.force_stop()  # as after a reboot: the state holds nodes whose processes are gone
         for key in ("spark_master", "spark_master_ui", "jupyter", "http"):
             listener = socket.socket()
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past the stopped node's TIME_WAIT
             listener.bind(("127.0.0.1", ports[key]))
             listener.listen()
             listeners.append(listener)
         link.unlink()
-        local.invoke("plan", "--to", "destroy")
+        planned = local.invoke("plan", "--to", "destroy")
+        assert "destroy plan: 0 to add, 0 to change, 2 to destroy" in planned.stdout
+        assert not link.exists() and "installing" not in planned.stderr
         for listener in listeners:
             listener.close()
+        local.invoke("plan", "--to", "destroy")
         local.invoke("down")
         assert local.nodes() == {}
         assert not link.exists(), "nothing was installed for a destroy"
