@@ -108,15 +108,16 @@ def _prepare(run: Run, purpose: Purpose, *, skip_checks: bool) -> Path:
     A local state is read before init (terraform would stop on a broken one with a page of text);
     a remote state can only be read once the backend is initialised.
     """
-    if run.terraform.backend.type == "local":
-        state = run.state(fresh=True)  # a state terraform could not read stops here, in one line
+    local = run.terraform.backend.type == "local"
+    if not local:
         run.terraform.init()
-    else:
-        run.terraform.init()
-        state = run.state(fresh=True)
+    state = run.state(fresh=True)  # a local state terraform could not read stops here, in one line
     run.cluster.check(purpose, state, skip=skip_checks)
     run.cluster.prepare(purpose)
-    return _render(run)
+    rendered = _render(run)
+    if local:
+        run.terraform.init()
+    return rendered
 
 
 def _make_plan(run: Run, purpose: Purpose, rendered: Path) -> PlanSummary:

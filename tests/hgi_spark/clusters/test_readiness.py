@@ -104,11 +104,19 @@ def test_outputs_in_terraform_shape_are_read() -> None:
 
 
 @pytest.mark.slow
-def test_a_server_nova_does_not_know_is_unknown(openstack_compute_cloud) -> None:
-    """The console reader of the real loopback Nova API: no server exists, so the state is unknown."""
-    from hgi_spark.cloud import connection as cloud
+def openstack_cluster(env):
+    """The example deployment's OpenStack cluster, with the credentials ``env`` (a fixture user's)."""
+    from hgi_spark.clusters.openstack.cluster import OpenStackCluster
+    from hgi_spark.core import config
 
-    connection = cloud.connect(openstack_compute_cloud.env("alice"))
-    states = readiness.node_states(LINES, lambda name: cloud.console_log(connection, name))
+    cluster = OpenStackCluster(config.load_deployment("spark/example"), lambda _text: None)
+    cluster.__dict__["credentials"] = dict(env)  # what cached_property would have loaded
+    return cluster
+
+
+def test_a_server_nova_does_not_know_is_unknown(openstack_compute_cloud) -> None:
+    """The OpenStack cluster's console reader on the real loopback Nova API: no server exists."""
+    reader = openstack_cluster(openstack_compute_cloud.env("alice")).console_reader()
+    states = readiness.node_states(LINES, reader)
     assert {s.state for s in states} == {"unknown"}
     assert "not found in this project" in states[0].detail

@@ -279,8 +279,8 @@ def test_the_pinned_key_is_accepted_and_another_is_refused(running_sshd, tmp_pat
 @pytest.mark.slow
 def test_console_log_of_a_missing_server_is_not_found(openstack_compute_cloud) -> None:
     """Against the Nova API of the loopback fixture (no compute: no server can exist)."""
-    from hgi_spark.cloud import connection as cloud
+    from test_readiness import openstack_cluster
 
-    connection = cloud.connect(openstack_compute_cloud.env("alice"))
+    reader = openstack_cluster(openstack_compute_cloud.env("alice")).console_reader()
     with pytest.raises(NotFoundError, match="server spark-t1-master not found in this project"):
-        cloud.console_log(connection, "spark-t1-master")
+        reader("spark-t1-master")

@@ -494,3 +494,18 @@ def test_https_by_default_with_a_self_signed_certificate_and_its_fingerprint(mon
     before = files.certificate_file.read_bytes()
     cluster.prepare("update")
     assert files.certificate_file.read_bytes() == before, "made once"
+
+
+@pytest.mark.slow
+def test_a_subnet_without_a_router_to_the_external_network_fails_early(openstack_compute_cloud, request_for):
+    """The floating IP would fail late, after the servers were made: said before planning."""
+    alice = openstack_compute_cloud.connect("alice")
+    name = unique("unrouted")
+    network = alice.network.create_network(name=name)
+    alice.network.create_subnet(network_id=network.id, name=f"{name}-subnet", ip_version=4, cidr="10.99.0.0/24")
+    request = request_for(network=name)
+    upload_image(openstack_compute_cloud, "alice", request.glance_name)
+    found = rows(check(openstack_compute_cloud.env("alice"), request))
+    assert found["route to external"].result == FAIL
+    assert "has no router with a gateway on public" in found["route to external"].detail
+    assert found["network"].result == OK
