@@ -89,7 +89,7 @@ def test_every_spark_page_is_behind_the_jupyter_login(cluster: LocalCluster, pas
 
     site = f"http://127.0.0.1:{PORTS['http']}"
     worker = cluster.master_json()["workers"][0]["id"]
-    pages = ["/spark/", f"/spark/proxy/{worker}/", f"/spark/proxy/{worker}/logPage/?self&logType=stderr"]
+    pages = ["/spark/", f"/spark/proxy/{worker}/", f"/spark/proxy/{worker}/json/"]
     for page in pages:
         answer = requests.get(site + page, allow_redirects=False, timeout=10)
         assert answer.status_code == 302, page
