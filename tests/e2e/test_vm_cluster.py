@@ -211,7 +211,7 @@ def node_ssh(cluster: VmCluster, name: str, *remote: str) -> subprocess.Complete
     keys = pinning.host_keys(Path(outputs["console_logs"][name]).read_text(errors="replace"), server=name)
     known = cluster.root / f"known_hosts-{name}"
     known.write_text("".join(key.known_hosts_line(vm["address"]) + "\n" for key in keys))
-    argv = ["ip", "netns", "exec", outputs["network"]["namespace"], "ssh", "-i", str(cluster.key)]
+    argv = ["ip", "netns", "exec", outputs["network"]["netns"], "ssh", "-i", str(cluster.key)]
     argv += ["-o", "BatchMode=yes", "-o", f"UserKnownHostsFile={known}", "-o", "StrictHostKeyChecking=yes"]
     return subprocess.run([*argv, f"debian@{vm['address']}", *remote], capture_output=True, text=True, check=False)
 
@@ -233,7 +233,7 @@ def test_a_rebooted_worker_then_master_come_back_and_a_job_runs(cluster: VmClust
 
 
 def test_down_leaves_no_vm_tap_namespace_overlay_or_seed(cluster: VmCluster) -> None:
-    netns = cluster.outputs()["network"]["namespace"]
+    netns = cluster.outputs()["network"]["netns"]
     cluster.invoke("plan", "--to", "destroy")
     cluster.invoke("down")
     assert cluster.qemu_pids() == {}

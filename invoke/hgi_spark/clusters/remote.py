@@ -17,6 +17,7 @@ the shared tmp folder as the same user.
 from __future__ import annotations
 
 import re
+import secrets
 import shlex
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
@@ -163,14 +164,24 @@ def entry(outputs: Mapping[str, Any], read_console: Callable[[str], str], known_
 
 # --- submit -----------------------------------------------------------------------------------------
 
-# Runs on the master as the application user: the script arrives on stdin; its exit code is ssh's.
-# The driver's full log goes to a file in the user's home, its path said at the end.
-_SUBMIT = (
-    'f="$(mktemp --suffix=.py)" && trap \'rm -f "$f"\' EXIT && cat >"$f" && mkdir -p "$HOME/submit-logs" && '
-    'log="$HOME/submit-logs/submit-$(date -u +%Y%m%dT%H%M%SZ).log" && '
-    'HGI_DRIVER_LOG="$log" spark-submit "$f"{args}; '
-    'code=$?; echo "driver log on the master: $log" >&2; exit $code'
-)
+# What the application user's login shell on the master reads on its stdin (``bash -s``): the
+# script in a temporary file (a here-document with a delimiter it cannot contain), spark-submit of
+# it with its arguments, the driver's full log in a file whose path is said at the end. Nothing is
+# passed on sudo's command line but "bash -s": sudo --login escapes a command's characters.
+_SUBMIT = """set -u
+cd "$HOME"
+f="$(mktemp --suffix=.py)"
+trap 'rm -f "$f"' EXIT
+cat >"$f" <<'{end}'
+{script}
+{end}
+mkdir -p "$HOME/submit-logs"
+log="$HOME/submit-logs/submit-$(date -u +%Y%m%dT%H%M%SZ).log"
+code=0
+HGI_DRIVER_LOG="$log" spark-submit "$f"{args} </dev/null || code=$?
+echo "driver log on the master: $log" >&2
+exit "$code"
+"""
 
 
 def ssh_argv(spot: Target, known_hosts: Path, remote: str, *, batch: bool = True) -> list[str]:
@@ -190,15 +201,20 @@ def ssh_argv(spot: Target, known_hosts: Path, remote: str, *, batch: bool = True
     return [*argv, f"{spot.user}@{spot.host}", remote]
 
 
-def as_app_user(app_user: str, command: str) -> str:
-    """A command line the ssh user runs to run ``command`` as the application user, logged in."""
-    return f"sudo -n --login --user={shlex.quote(app_user)} -- bash -c {shlex.quote(command)}"
+def as_app_user(app_user: str) -> str:
+    """The command the ssh user runs: a shell of the application user, logged in, reading stdin."""
+    return f"sudo -n --login --user={shlex.quote(app_user)} bash -s"
 
 
-def submit_argv(outputs: Mapping[str, Any], known_hosts: Path, app_user: str, args: Sequence[str]) -> list[str]:
-    """The ssh argv that runs spark-submit of stdin on the master as the application user."""
-    remote = _SUBMIT.format(args="".join(" " + shlex.quote(a) for a in args))
-    return ssh_argv(target(outputs), known_hosts, as_app_user(app_user, remote))
+def submit_argv(outputs: Mapping[str, Any], known_hosts: Path, app_user: str) -> list[str]:
+    """The ssh argv that runs, as the application user, the shell script ``submit_input`` makes."""
+    return ssh_argv(target(outputs), known_hosts, as_app_user(app_user))
+
+
+def submit_input(script: str, args: Sequence[str]) -> str:
+    """The shell script for the application user's ``bash -s``: the Python script and spark-submit."""
+    end = f"HGI_SPARK_SCRIPT_{secrets.token_hex(8)}"
+    return _SUBMIT.format(end=end, script=script.rstrip("\n"), args="".join(" " + shlex.quote(a) for a in args))
 
 
 def submit(
@@ -208,6 +224,6 @@ def submit(
     path = Path(script).expanduser()
     if not path.is_file():
         raise NotFoundError(f"no such script: {script}")
-    argv = submit_argv(outputs, known_hosts, app_user, args)
-    with open(path, "rb") as source:
-        return subprocess.run(argv, stdin=source, check=False).returncode
+    argv = submit_argv(outputs, known_hosts, app_user)
+    text = submit_input(path.read_text(encoding="utf-8"), args)
+    return subprocess.run(argv, input=text, text=True, check=False).returncode

@@ -44,14 +44,14 @@ def test_every_kind_of_cluster_has_its_own_submit() -> None:
 def test_the_ssh_command_checks_the_pinned_host_key(tmp_path: Path) -> None:
     known = tmp_path / "known_hosts"
     with pytest.raises(RefusedError, match="host key is not pinned"):
-        remote.submit_argv(OUTPUTS, known, "hgi", [])
+        remote.submit_argv(OUTPUTS, known, "hgi")
     known.write_text("spark-ld14-master ssh-ed25519 AAAA\n")
-    argv = remote.submit_argv(OUTPUTS, known, "hgi", ["a b"])
+    argv = remote.submit_argv(OUTPUTS, known, "hgi")
     assert argv[:3] == ["ssh", "-p", "22"]
     assert "StrictHostKeyChecking=yes" in argv and f"UserKnownHostsFile={known}" in argv
     assert "HostKeyAlias=spark-ld14-master" in argv and "/home/u/.ssh/id_ed25519" in argv
     assert argv[-2] == "debian@203.0.113.7"
-    assert argv[-1].startswith("sudo -n --login --user=hgi -- bash -c ")
+    assert argv[-1] == "sudo -n --login --user=hgi bash -s", "nothing sudo --login would escape"
 
 
 @pytest.fixture
@@ -75,11 +75,12 @@ def fake_ssh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         'for a in "$@"; do case $a in *.py) cat "$a" ;; esac; done\n'
         'for a in "$@"; do case $a in fail) exit 7 ;; esac; done\n'
     )
-    # sudo -n --login --user=U -- CMD...: record U, run CMD in a login shell (.bash_profile read).
+    # sudo -n --login --user=U CMD...: record U, run CMD in a login shell (.bash_profile read).
     (bin_dir / "sudo").write_text(
         "#!/bin/bash\n"
-        f'for a in "$@"; do case $a in --user=*) echo "${{a#--user=}}" >{str(tmp_path / "sudo-user")!r} ;; '
-        "--) shift; break ;; esac; shift; done\n"
+        "while [ $# -gt 0 ]; do case $1 in "
+        f"--user=*) echo \"${{1#--user=}}\" >{str(tmp_path / 'sudo-user')!r}; shift ;; -*) shift ;; *) break ;; "
+        "esac; done\n"
         'exec bash -l -c \'"$@"\' sudo "$@"\n'
     )
     for name in ("ssh", "spark-submit", "sudo"):
@@ -95,11 +96,11 @@ def test_the_script_runs_on_the_remote_side_with_its_arguments(
     known.write_text("spark-ld14-master ssh-ed25519 AAAA\n")
     script = tmp_path / "job.py"
     script.write_text("print('hello from the job')\n")
-    argv = remote.submit_argv(OUTPUTS, known, "hgi", ["one", "two words", "it's"])
+    argv = remote.submit_argv(OUTPUTS, known, "hgi")
     import subprocess
 
-    with open(script, "rb") as source:
-        code = subprocess.run(argv, stdin=source, check=False).returncode
+    text = remote.submit_input(script.read_text(), ["one", "two words", "it's"])
+    code = subprocess.run(argv, input=text, text=True, check=False).returncode
     captured = capfd.readouterr()
     out = captured.out
     assert code == 0
@@ -109,9 +110,8 @@ def test_the_script_runs_on_the_remote_side_with_its_arguments(
     assert "print('hello from the job')" in out  # the whole script arrived in the remote temp file
     assert json.loads(fake_ssh.read_text())[-2] == "debian@203.0.113.7"
     assert (tmp_path / "sudo-user").read_text().strip() == "hgi"  # the application user runs it
-    failing = remote.submit_argv(OUTPUTS, known, "hgi", ["fail"])
-    with open(script, "rb") as source:
-        assert subprocess.run(failing, stdin=source, check=False).returncode == 7
+    failing = remote.submit_input(script.read_text(), ["fail"])
+    assert subprocess.run(argv, input=failing, text=True, check=False).returncode == 7
 
 
 def test_a_missing_script_is_named(tmp_path: Path) -> None:
