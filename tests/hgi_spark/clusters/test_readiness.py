@@ -120,3 +120,18 @@ def test_a_server_nova_does_not_know_is_unknown(openstack_compute_cloud) -> None
     states = readiness.node_states(LINES, reader)
     assert {s.state for s in states} == {"unknown"}
     assert "not found in this project" in states[0].detail
+
+
+def test_an_update_waits_only_for_the_nodes_it_created(tmp_path) -> None:
+    """A console keeps only its recent output (Nova: 100 KiB): a node seen ready as the same server
+    is not waited for again; a replaced one (a new server id) is."""
+    record = readiness.ReadyRecord(tmp_path / "nodes-ready.json")
+    lines = {"m": "hgi-spark-node-ready role=master name=m", "w1": "hgi-spark-node-ready role=worker name=w1"}
+    consoles = {"m": lines["m"], "w1": lines["w1"]}
+    readiness.wait_for_new_nodes(
+        lines, {"m": "id-m", "w1": "id-w1"}, record, consoles.__getitem__, timeout_s=1, say=print
+    )
+    consoles = {"m": "(the ready line has scrolled away)", "w1": "(so has this one)", "w2": ""}
+    lines["w2"] = "hgi-spark-node-ready role=worker name=w2"
+    assert record.pending(lines, {"m": "id-m", "w1": "id-w1", "w2": "id-w2"}) == {"w2": lines["w2"]}
+    assert set(record.pending(lines, {"m": "id-m", "w1": "id-new", "w2": "id-w2"})) == {"w1", "w2"}

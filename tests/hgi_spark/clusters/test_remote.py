@@ -284,3 +284,16 @@ def test_console_log_of_a_missing_server_is_not_found(openstack_compute_cloud) -
     reader = openstack_cluster(openstack_compute_cloud.env("alice")).console_reader()
     with pytest.raises(NotFoundError, match="server spark-t1-master not found in this project"):
         reader("spark-t1-master")
+
+
+def test_the_keys_pinned_at_the_first_up_are_kept(tmp_path: Path) -> None:
+    """After a reboot or weeks of logging the console no longer shows the keys: the pinned ones stay."""
+    known = tmp_path / "known_hosts"
+    ed25519 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+    sshconfig.pin(outputs(), lambda server: console_log([ed25519]), known)
+
+    def gone(_server: str) -> str:
+        raise AssertionError("the console is not read again")
+
+    entry = sshconfig.entry(outputs(), gone, known, deployment="spark/t1")
+    assert "StrictHostKeyChecking yes" in entry and ed25519.split()[1] in known.read_text()

@@ -79,7 +79,7 @@ def fake_ssh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (bin_dir / "sudo").write_text(
         "#!/bin/bash\n"
         "while [ $# -gt 0 ]; do case $1 in "
-        f"--user=*) echo \"${{1#--user=}}\" >{str(tmp_path / 'sudo-user')!r}; shift ;; -*) shift ;; *) break ;; "
+        f'--user=*) echo "${{1#--user=}}" >{str(tmp_path / "sudo-user")!r}; shift ;; -*) shift ;; *) break ;; '
         "esac; done\n"
         'exec bash -l -c \'"$@"\' sudo "$@"\n'
     )
