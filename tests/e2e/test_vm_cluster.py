@@ -7,8 +7,10 @@ the README's three ways exactly as written for OpenStack (Jupyter in Chromium th
 port with the login; ssh with the pinned host key as the image's user, then `sudo --login
 --user=hgi` and `pyspark`; `submit`), the job's tmp files on NFS with executors on both workers,
 every page behind the login, and `down` leaving no qemu, tap, namespace, overlay or seed.
-Scaling 2 -> 3 -> 2 and reboots take many minutes under software emulation: they run when
-HGI_VM_LONG=1 is set (tests/run --vm-long), not in every CI run.
+The whole file runs with `bash tests/run --vm` (HGI_VM_E2E=1), not in every CI run: under
+software emulation it takes about 25 minutes, and one run in two here saw the driver's JVM die of
+a SIGSEGV in JIT-compiled code (qemu TCG with `-cpu max`), which no retry of ours should hide.
+Scaling 2 -> 3 -> 2 and reboots take many more minutes: `bash tests/run --vm-long` (HGI_VM_LONG=1).
 """
 
 from __future__ import annotations
@@ -28,11 +30,17 @@ import requests
 import yaml
 from test_local_cluster_client import REPO, Jupyter, login_and_screenshot, readme_job
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(5400)]
+LONG = os.environ.get("HGI_VM_LONG", "") not in ("", "0")
+WANTED = LONG or os.environ.get("HGI_VM_E2E", "") not in ("", "0")
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.timeout(5400),
+    pytest.mark.skipif(not WANTED, reason="the VM cluster end to end: bash tests/run --vm (HGI_VM_E2E=1)"),
+]
 
 ANSWER = "(100, 50)"
 FORWARDED = {"ssh": 22322, "http": 28380, "https": 28743}
-LONG = os.environ.get("HGI_VM_LONG", "") not in ("", "0")
 ARTIFACTS = REPO / "tests" / "artifacts"
 
 
