@@ -319,10 +319,7 @@ def _status(run: Run) -> Status:
         else:
             rows.append(("resources", "none: not deployed"))
     for purpose in PURPOSES:
-        try:
-            pending = plan_status(run, purpose) if not problems else None
-        except StateUnreadable:
-            pending = None
+        pending = plan_status(run, purpose) if not problems else None  # a plan of an unreadable state is not judged
         if pending is None:
             continue
         verdict = "fresh" if pending.fresh else "stale: " + "; ".join(pending.problems)

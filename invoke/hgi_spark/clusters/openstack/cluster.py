@@ -271,9 +271,8 @@ class OpenStackCluster(Cluster):
         return str(self.deployment.settings.get("app_user") or "hgi")
 
     def ssh_config(self, outputs: Mapping[str, Any]) -> str:
-        remote.target(outputs)  # no master yet: say so before asking for credentials
+        spot = remote.target(outputs)  # no master yet: say so before asking for credentials
         known_hosts = self.deployment.paths.known_hosts
-        spot = remote.target(outputs)
         read = (lambda _name: "") if remote.pinned_keys(known_hosts, spot.alias) else self.console_reader()
         return remote.entry(outputs, read, known_hosts, deployment=str(self.deployment.ref))
 
