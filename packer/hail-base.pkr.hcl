@@ -252,6 +252,9 @@ source "qemu" "hail-base" {
   format           = "qcow2"
   skip_resize_disk = true
   disk_interface   = "virtio"
+  # The build's guest flushes are not waited for: qemu writes everything out when the VM stops,
+  # and a build that fails half-way is thrown away anyway.
+  disk_cache       = "unsafe"
   net_device       = "virtio-net"
   vm_name          = "${var.image_name}.qcow2"
   output_directory = var.qemu_output_directory
@@ -294,6 +297,11 @@ build {
   provisioner "file" {
     source      = "${path.root}/scripts/install-node"
     destination = "${local.staging}/install-node"
+  }
+
+  provisioner "file" {
+    source      = "${path.root}/scripts/install-hail-env"
+    destination = "${local.staging}/install-hail-env"
   }
 
   provisioner "file" {

@@ -233,7 +233,8 @@ class NodeRoot:
         staging = self.path / STAGING.lstrip("/")
         shutil.rmtree(staging, ignore_errors=True)
         (staging / "node").mkdir(parents=True)
-        shutil.copy2(repo.packer_dir / "scripts" / "install-node", staging / "install-node")
+        for script in ("install-node", "install-hail-env"):
+            shutil.copy2(repo.packer_dir / "scripts" / script, staging / script)
         env = provisioning.install_env(image, commit="test")
         env.update(env_overrides or {})
         (staging / "install.env").write_text(provisioning.render_install_env(env, source=image_name))

@@ -121,6 +121,9 @@ def offline_facts(qcow2: Path, work: Path) -> dict[str, Any]:
             "cloud_init_log": exists("/var/log/cloud-init.log"),
             "authorized_keys": {path: cat(path) for path in authorized if exists(path)},
             "users": [line.split(":")[0] for line in passwd.splitlines() if ":" in line],
+            "passwd": {line.split(":")[0]: line.split(":") for line in passwd.splitlines() if line.count(":") == 6},
+            "constraints": cat("/etc/hgi-spark/constraints.txt"),
+            "installer": exists("/opt/hgi-spark/node/install-hail-env"),
             "profile": exists("/etc/profile.d/hgi-spark.sh"),
             "enabled_units": wants.split(),
             "staging": exists("/tmp/hgi-spark-install"),
@@ -196,9 +199,10 @@ def check(built: Built, *, work: Path | None = None) -> Checked:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def problems(checked: Checked, software: Mapping[str, Any], public_key: str) -> list[str]:
+def problems(checked: Checked, image: config.Image, public_key: str) -> list[str]:
     """Everything the image gets wrong, as readable lines (empty: it is right)."""
     found: list[str] = []
+    software = image.software.model_dump()
     offline, booted = checked.offline, checked.booted
     manifest = offline["manifest"]
     wanted = {key: str(value) for key, value in software.items()}
@@ -221,8 +225,16 @@ def problems(checked: Checked, software: Mapping[str, Any], public_key: str) -> 
     for path, text in offline["authorized_keys"].items():
         if key_body in text:
             found.append(f"the build key is still in {path}")
-    if "hgi" not in offline["users"]:
-        found.append("no user hgi in /etc/passwd")
+    user = image.app_user
+    entry = offline["passwd"].get(user.name)
+    if entry is None:
+        found.append(f"no user {user.name} in /etc/passwd")
+    elif entry[2:4] != [str(user.uid), str(user.gid)] or entry[5] != user.home:
+        found.append(f"{user.name} is {':'.join(entry)}, not uid {user.uid}, gid {user.gid}, home {user.home}")
+    if image.constraints_file and offline["constraints"] != image.constraints_file.read_text():
+        found.append("/etc/hgi-spark/constraints.txt is not the image's constraints.txt")
+    if not offline["installer"]:
+        found.append("no install-hail-env among the node scripts")
     if not offline["profile"]:
         found.append("no /etc/profile.d/hgi-spark.sh")
     for unit in ("nginx.service", "nfs-server.service"):
@@ -260,7 +272,7 @@ def main() -> int:
     if args.check:
         image = config.load_image(args.image, Repository.default())
         checked = check(built)
-        found = problems(checked, image.software.model_dump(), built.public_key)
+        found = problems(checked, image, built.public_key)
         print(json.dumps({"check_seconds": round(checked.seconds), "problems": found, "booted": checked.booted}))
         return 1 if found else 0
     return 0

@@ -125,6 +125,30 @@ def test_nfs_tools_app_user_and_prefix_exist(installed: Installed) -> None:
     assert "hgi 1777" in lines
 
 
+def test_the_app_user_has_the_ids_of_the_image_definition(installed: Installed) -> None:
+    """Fixed ids: files the user writes on the NFS-shared tmp are its own on every node."""
+    user = config.load_image(IMAGE, REPO).app_user
+    result = inside(installed.root, f"id -u {user.name}; id -g {user.name}; getent passwd {user.name} | cut -d: -f6")
+    assert result.stdout.split() == [str(user.uid), str(user.gid), user.home]
+
+
+def test_the_installer_and_the_pins_stay_on_the_node_and_the_venv_is_compiled(installed: Installed) -> None:
+    """Packages added to a running cluster are installed the same way, under the same pins; the
+    venv is byte-compiled (users cannot write it, so nothing would ever cache the bytecode)."""
+    image = config.load_image(IMAGE, REPO)
+    assert image.constraints_file is not None
+    kept = installed.root.path / image.layout.etc_dir.lstrip("/") / "constraints.txt"
+    assert kept.read_bytes() == image.constraints_file.read_bytes()
+    installer = installed.root.path / image.layout.node_scripts_dir.lstrip("/") / "install-hail-env"
+    assert installer.read_bytes() == (REPO.packer_dir / "scripts/install-hail-env").read_bytes()
+    result = inside(
+        installed.root,
+        f"{image.layout.hail_venv}/bin/python -c 'import hail, importlib.util as u; "
+        "print(u.cache_from_source(hail.__file__))'",
+    )
+    assert (installed.root.path / result.stdout.strip().lstrip("/")).is_file(), result.stdout
+
+
 def test_services_are_installed_but_disabled(installed: Installed) -> None:
     root = installed.root
     for unit in ("nginx.service", "nfs-server.service"):

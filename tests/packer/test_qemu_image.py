@@ -61,7 +61,7 @@ def test_the_image_holds_what_image_yml_asks_for_and_nothing_of_the_build(
     built: qemu_image.Built, checked: qemu_image.Checked
 ) -> None:
     image = config.load_image(IMAGE, Repository.default())
-    assert qemu_image.problems(checked, image.software.model_dump(), built.public_key) == []
+    assert qemu_image.problems(checked, image, built.public_key) == []
 
 
 def test_a_clone_boots_fresh(checked: qemu_image.Checked) -> None:

@@ -156,9 +156,10 @@ def test_every_variable_is_typed_described_and_documented() -> None:
 def test_provisioners_upload_and_run_exactly_the_install_script() -> None:
     steps = provisioners()
     uploads = [body["source"] for kind, body in steps if kind == "file"]
-    assert '"${path.root}/scripts/install-node"' in uploads
     scripts = sorted(p.name for p in (PACKER_DIR / "scripts").iterdir() if p.name not in HOST_SCRIPTS)
-    assert scripts == ["install-node"], "every script in packer/scripts/ but the host's must be uploaded"
+    assert scripts == ["install-hail-env", "install-node"]
+    for script in scripts:  # install-node sources install-hail-env from its own folder
+        assert f'"${{path.root}}/scripts/{script}"' in uploads, "every script but the host's must be uploaded"
     commands = [line for kind, body in steps if kind == "shell" for line in body.get("inline", [])]
     (run,) = [unquote(line) for line in commands if "install-node --" in line]
     assert run.endswith(FIND_LINKS), run

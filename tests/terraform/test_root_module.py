@@ -400,15 +400,15 @@ def test_variables_parse_as_the_wrapper_reads_them() -> None:
 
 
 def test_node_paths_match_the_image_layout() -> None:
-    from hgi_spark.images import provisioning
+    from hgi_spark.core import config
 
     with (ROOT / "deployments" / "spark" / "defaults.yml").open(encoding="utf-8") as handle:
         paths = yaml.safe_load(handle)["node_paths"]
-    layout = provisioning.IMAGE_LAYOUT
-    assert paths["hail_home"] == layout["HAIL_HOME"]
-    assert paths["hail_venv"] == layout["HAIL_VENV"]
-    assert paths["hail_tmp_dir"] == layout["HAIL_TMP_DIR"]
-    assert paths["etc_dir"] == layout["HGI_ETC_DIR"]
+    layout = config.load_image("hail-base/1.0.0").layout
+    assert paths["hail_home"] == layout.hail_home
+    assert paths["hail_venv"] == layout.hail_venv
+    assert paths["hail_tmp_dir"] == layout.hail_tmp_dir
+    assert paths["etc_dir"] == layout.etc_dir
 
 
 # --- variables.tf's validation blocks, run by terraform ------------------------------------------

@@ -67,10 +67,36 @@ class Software(_Strict):
     jupyterlab: str = Field(pattern=_VERSION_PATTERN)
 
 
+_ABSOLUTE_PATH = r"^/[A-Za-z0-9._/-]*$"
+
+
+class AppUser(_Strict):
+    """The user Spark, Jupyter and jobs run as on every node; fixed ids, so that what it writes on
+    the shared tmp directory (NFS) is its own on every node, whichever image a node booted."""
+
+    name: str = Field(pattern=r"^[a-z_][a-z0-9_-]*$")
+    uid: int = Field(ge=1000, lt=60000)
+    gid: int = Field(ge=1000, lt=60000)
+    home: str = Field(pattern=_ABSOLUTE_PATH)
+
+
+class ImageLayout(_Strict):
+    """Where things are on a node: install-node puts them there, the node scripts find them there."""
+
+    hail_home: str = Field(pattern=_ABSOLUTE_PATH)
+    hail_venv: str = Field(pattern=_ABSOLUTE_PATH)
+    hail_tmp_dir: str = Field(pattern=_ABSOLUTE_PATH)
+    node_scripts_dir: str = Field(pattern=_ABSOLUTE_PATH)
+    etc_dir: str = Field(pattern=_ABSOLUTE_PATH)
+    state_dir: str = Field(pattern=_ABSOLUTE_PATH)
+
+
 class ImageFile(_Strict):
     description: str = ""
     build: BuildSettings
     software: Software
+    app_user: AppUser
+    layout: ImageLayout
     constraints: str | None = None
     projects: dict[str, str] = Field(default_factory=dict)
 
@@ -84,17 +110,21 @@ class Image:
     description: str
     build: BuildSettings
     software: Software
+    app_user: AppUser
+    layout: ImageLayout
     constraints_file: Path | None
     projects: dict[str, str]
     input_files: tuple[Path, ...]
 
     def as_terraform_object(self) -> dict[str, Any]:
-        """The ``image`` variable a root module receives."""
+        """The ``image`` variable a root module receives: the nodes' paths and user come from here."""
         return {
             "name": self.ref.name,
             "version": self.ref.version,
             "glance_name": self.ref.glance_name,
             "software": self.software.model_dump(),
+            "app_user": self.app_user.model_dump(),
+            "layout": self.layout.model_dump(),
         }
 
 
@@ -121,6 +151,8 @@ def load_image(name: str | None, repo: Repository | None = None) -> Image:
         description=parsed.description,
         build=parsed.build,
         software=parsed.software,
+        app_user=parsed.app_user,
+        layout=parsed.layout,
         constraints_file=constraints,
         projects=dict(parsed.projects),
         input_files=tuple(d_path for d_path in paths.layers if d_path.is_file()),

@@ -2,8 +2,9 @@
 
 ``packer/scripts/install-node`` hard-codes no version and no path; it reads them from this env file
 (``KEY=VALUE`` lines, no quoting, no shell), which packer uploads beside it. Versions come from
-``image.yml`` (``software:``), the application user from ``deployments/defaults.yml``
-(``app_user``), and the image's fixed layout from ``IMAGE_LAYOUT`` below, its one home.
+the image definition: ``software:``, ``app_user:`` and ``layout:`` (images/NAME/defaults.yml <
+images/NAME/VERSION/image.yml), their one home; terraform receives the same values through its
+``image`` variable.
 """
 
 from __future__ import annotations
@@ -14,22 +15,20 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from hgi_spark.core import yamlio
 from hgi_spark.core.config import Image
 from hgi_spark.core.errors import ConfigError
 from hgi_spark.core.files import display, write_atomic
-from hgi_spark.core.layout import Repository
 
-# Where things live on the image. The node run scripts receive the same paths through their
-# environment (terraform/modules/spark-node/README.md): HAIL_HOME is /opt/hail on the image.
-IMAGE_LAYOUT: dict[str, str] = {
-    "HAIL_HOME": "/opt/hail",
-    "HAIL_VENV": "/opt/hail/venv",
-    "HAIL_TMP_DIR": "/opt/hail/tmp",
-    "NODE_SCRIPTS_DIR": "/opt/hgi-spark/node",
-    "HGI_ETC_DIR": "/etc/hgi-spark",
-    "PROFILE_DIR": "/etc/profile.d",
+# env key -> key under `layout:` in the image definition.
+LAYOUT_KEYS: dict[str, str] = {
+    "HAIL_HOME": "hail_home",
+    "HAIL_VENV": "hail_venv",
+    "HAIL_TMP_DIR": "hail_tmp_dir",
+    "NODE_SCRIPTS_DIR": "node_scripts_dir",
+    "HGI_ETC_DIR": "etc_dir",
 }
+# Where login scripts go on every base install-node supports (not a choice of the image).
+PROFILE_DIR = "/etc/profile.d"
 
 # env key -> key under `software:` in image.yml
 SOFTWARE_KEYS: dict[str, str] = {
@@ -61,16 +60,6 @@ def repository_commit(root: Path) -> str:
     return f"{head}+dirty" if dirty else head
 
 
-def app_user(repo: Repository) -> str:
-    """The application user, from its one home: ``app_user`` in deployments/defaults.yml."""
-    defaults = repo.deployments_dir / "defaults.yml"
-    data: dict[str, Any] = yamlio.load(defaults).data if defaults.is_file() else {}
-    user = data.get("app_user")
-    if not isinstance(user, str) or not user:
-        raise ConfigError("no application user", file=defaults, key="app_user", fix="set app_user: hgi (the default)")
-    return user
-
-
 def install_env(image: Image, *, commit: str | None = None) -> dict[str, str]:
     """Everything install-node needs, as strings, checked so that the script never sees a bad value."""
     repo = image.paths.repo
@@ -80,8 +69,12 @@ def install_env(image: Image, *, commit: str | None = None) -> dict[str, str]:
         "HGI_IMAGE_VERSION": image.ref.version,
         "HGI_GIT_COMMIT": commit if commit is not None else repository_commit(repo.root),
         **{env_key: str(software[key]) for env_key, key in SOFTWARE_KEYS.items()},
-        "APP_USER": app_user(repo),
-        **IMAGE_LAYOUT,
+        "APP_USER": image.app_user.name,
+        "APP_UID": str(image.app_user.uid),
+        "APP_GID": str(image.app_user.gid),
+        "APP_HOME": image.app_user.home,
+        **{env_key: getattr(image.layout, key) for env_key, key in LAYOUT_KEYS.items()},
+        "PROFILE_DIR": PROFILE_DIR,
     }
     for key, value in env.items():
         if not _SAFE_VALUE.match(value):

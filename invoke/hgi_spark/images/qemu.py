@@ -10,7 +10,7 @@ appears atomically:
   on the host and served to the build VM on 127.0.0.1, so the VM under emulation neither
   resolves nor compiles);
 - ``images/<glance name>-<digest>/<glance name>.qcow2``: ``packer build -only=qemu.hail-base``,
-  keyed by the template, install-node, its env file (less the commit), the constraints, the node
+  keyed by the template, install-node and install-hail-env, its env file (less the commit), the constraints, the node
   scripts, the base disk and the wheelhouse. A build with the same inputs is skipped without
   starting packer; ``--force`` builds anew and replaces the old image only after success.
 """
@@ -127,6 +127,7 @@ def image_key(image: Image, base: Path, wheels: Path) -> str:
         [
             image.paths.template,
             _scripts(image) / "install-node",
+            _scripts(image) / "install-hail-env",
             install_env_text(image),
             constraints,
             node_scripts,

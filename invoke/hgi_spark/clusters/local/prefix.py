@@ -1,5 +1,8 @@
 """The local cluster's Hail environment: a venv with the image's versions, installed once per
 digest of those versions and constraints, shared by every local deployment, published atomically.
+
+The installing is done by packer/scripts/install-hail-env, the installer images use too: the same
+pins, the same check of them, the same pip options.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ class PrefixSpec:
     python: str
     packages: tuple[str, ...]
     constraints: Path | None
+    installer: Path  # not in the digest: a prefix is defined by what it holds, not how it was made
 
     @classmethod
     def of(cls, image: Image) -> PrefixSpec:
@@ -44,6 +48,7 @@ class PrefixSpec:
             python=s.python,
             packages=(f"hail=={s.hail}", f"pyspark=={s.pyspark}", f"jupyterlab=={s.jupyterlab}"),
             constraints=image.constraints_file,
+            installer=image.paths.repo.packer_dir / "scripts" / "install-hail-env",
         )
 
     @property
@@ -85,6 +90,12 @@ def _python_for(version: str) -> str:
     )
 
 
+def _reason(log: Path) -> str:
+    """The installer's own one-line error, when it gave one (pip's reasons stay in the log)."""
+    lines = [line for line in log.read_text(errors="replace").splitlines() if ": error: " in line]
+    return f": {lines[-1].split(': error: ', 1)[1]}" if lines else ""
+
+
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
     """One installer per prefix at a time (two deployments brought up together share it)."""
@@ -121,16 +132,16 @@ def ensure_prefix(spec: PrefixSpec, *, say: Callable[[str], None] | None = None)
         (say or _stderr)(f"installing {', '.join(spec.packages)} into {target} (once; about a minute; log: {log})")
         try:
             with open(log, "w") as out:
-                steps = [
-                    [python, "-m", "venv", str(build)],
-                    [str(build / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check"]
-                    + (["-c", str(spec.constraints)] if spec.constraints else [])
-                    + list(spec.packages),
+                argv = [
+                    "bash",
+                    str(spec.installer),
+                    *("--venv", str(build), "--python", spec.python, "--interpreter", python),
+                    *("--constraints", str(spec.constraints or os.devnull)),
+                    *spec.packages,
                 ]
-                for step in steps:
-                    print("$ " + " ".join(step), file=out, flush=True)
-                    if subprocess.run(step, stdout=out, stderr=subprocess.STDOUT, check=False).returncode:
-                        raise ToolError(f"installing the Hail prefix failed at: {' '.join(step[:4])}", file=log)
+                print("$ " + " ".join(argv), file=out, flush=True)
+                if subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, check=False).returncode:
+                    raise ToolError(f"installing the Hail prefix into {build} failed{_reason(log)}", file=log)
             stamp = {"digest": spec.digest, "packages": list(spec.packages), "python": spec.python}
             (build / STAMP).write_text(json.dumps(stamp, indent=2) + "\n", encoding="utf-8")
             link = target.parent / f".{target.name}.link"

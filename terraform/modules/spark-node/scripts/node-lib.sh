@@ -486,11 +486,14 @@ start_detached() {
   printf '%s\n' "$!" >"$(pid_file "${name}")"
 }
 
-# Stop NAME by its pid file: TERM to its process group, wait, KILL after a grace period.
+# Stop NAME by its pid file: TERM to its process group, wait, KILL after a grace period. Sets
+# STOPPED_ANY=1 when there was a process to stop.
+STOPPED_ANY=0
 stop_process() {
   local name="$1" grace="${2:-30}" pid waited=0
   clear_stale "${name}"
   pid="$(live_pid "${name}")" || { rm -f "$(pid_file "${name}")"; return 0; }
+  STOPPED_ANY=1
   log "stopping ${name} (pid ${pid})"
   kill -TERM -- "-${pid}" 2>/dev/null || kill -TERM "${pid}" 2>/dev/null || true
   while running "${pid}"; do
