@@ -77,7 +77,7 @@ def test_openstack_lines_parse_and_reach_the_library(argv: list[str], tmp_path: 
 @pytest.mark.slow
 def test_the_local_cluster_lines_run_in_order(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
-    for part in ("deployments", "images", "terraform"):
+    for part in ("deployments", "images", "packer", "terraform"):
         shutil.copytree(ROOT / part, repo / part, ignore=shutil.ignore_patterns(".terraform*", "runtime", "secrets"))
     env = {"HGI_REPOSITORY": str(repo)}
     ran = []

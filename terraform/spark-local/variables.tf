@@ -65,6 +65,11 @@ variable "jupyter_password_hash_file" {
   type        = string
 }
 
+variable "app_user" {
+  description = "The image's application user (app_user.name of the image definition, set by the wrapper); the node scripts need one, though the local cluster runs as whoever calls it."
+  type        = string
+}
+
 variable "generations" {
   description = "Per node (\"master\", \"1\", \"2\" ...), a restart generation: the wrapper moves it on when the node's processes died, so the next plan replaces (restarts) that node. Set by the wrapper."
   type        = map(number)
@@ -73,11 +78,6 @@ variable "generations" {
 
 # From YAML (deployments/defaults.yml < deployments/spark-local/defaults.yml < deployment.yml).
 
-variable "app_user" {
-  description = "The application user of cluster nodes; the local cluster runs as whoever calls it."
-  type        = string
-  default     = "hgi"
-}
 
 variable "workers" {
   description = "How many Spark workers to run on this machine."

@@ -44,8 +44,22 @@ variable "image" {
     version     = string
     glance_name = string
     software    = map(string)
+    app_user    = object({ name = string, uid = number, gid = number, home = string })
+    layout = object({
+      hail_home        = string
+      hail_venv        = string
+      hail_tmp_dir     = string
+      node_scripts_dir = string
+      etc_dir          = string
+      state_dir        = string
+    })
   })
   nullable = false
+
+  validation {
+    condition     = can(regex("^[a-z_][a-z0-9_-]{0,31}$", var.image.app_user.name)) && alltrue([for name, path in merge(var.image.layout, { home = var.image.app_user.home }) : startswith(path, "/")])
+    error_message = "image.app_user.name must be a Linux user name, and image.layout and image.app_user.home absolute paths (app_user: and layout: of images/NAME/defaults.yml)."
+  }
 
   validation {
     condition     = can(regex("^[0-9]+\\.[0-9]+\\.[0-9]+$", var.image.version))
@@ -91,17 +105,6 @@ variable "generations" {
 }
 
 # --- deployments/defaults.yml ----------------------------------------------------------------------
-
-variable "app_user" {
-  description = "The application user on every node (baked into the image)."
-  type        = string
-  nullable    = false
-
-  validation {
-    condition     = can(regex("^[a-z_][a-z0-9_-]{0,31}$", var.app_user))
-    error_message = "app_user must be a Linux user name: lowercase letters, digits, '_' and '-', at most 32 characters."
-  }
-}
 
 variable "ports" {
   description = "Every port of the cluster inside the VMs, the single home of port numbers (node environment, Spark and nginx configuration). The host reaches ssh, http and https through forwarded_ports."
@@ -315,24 +318,6 @@ variable "spark" {
   validation {
     condition     = var.spark.worker_cleanup_interval_s >= 60 && var.spark.worker_appdata_ttl_s >= 60
     error_message = "spark.worker_cleanup_interval_s and spark.worker_appdata_ttl_s must be at least 60 seconds."
-  }
-}
-
-variable "node_paths" {
-  description = "Where things are on the image (packer/scripts/install-node) and where the node scripts keep their state: the same as on OpenStack."
-  type = object({
-    hail_home    = string
-    hail_venv    = string
-    hail_tmp_dir = string
-    state_dir    = string
-    notebook_dir = string
-    etc_dir      = string
-  })
-  nullable = false
-
-  validation {
-    condition     = alltrue([for name, path in var.node_paths : startswith(path, "/")])
-    error_message = "Every node_paths entry must be an absolute path."
   }
 }
 

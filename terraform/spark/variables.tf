@@ -33,8 +33,22 @@ variable "image" {
     version     = string
     glance_name = string
     software    = map(string)
+    app_user    = object({ name = string, uid = number, gid = number, home = string })
+    layout = object({
+      hail_home        = string
+      hail_venv        = string
+      hail_tmp_dir     = string
+      node_scripts_dir = string
+      etc_dir          = string
+      state_dir        = string
+    })
   })
   nullable = false
+
+  validation {
+    condition     = can(regex("^[a-z_][a-z0-9_-]{0,31}$", var.image.app_user.name)) && alltrue([for name, path in merge(var.image.layout, { home = var.image.app_user.home }) : startswith(path, "/")])
+    error_message = "image.app_user.name must be a Linux user name, and image.layout and image.app_user.home absolute paths (app_user: and layout: of images/NAME/defaults.yml)."
+  }
 
   validation {
     condition     = can(regex("^[0-9]+\\.[0-9]+\\.[0-9]+$", var.image.version)) && var.image.glance_name != ""
@@ -63,17 +77,6 @@ variable "jupyter_password_hash" {
 }
 
 # --- deployments/defaults.yml ----------------------------------------------------------------------
-
-variable "app_user" {
-  description = "The application user on every node (baked into the image)."
-  type        = string
-  nullable    = false
-
-  validation {
-    condition     = can(regex("^[a-z_][a-z0-9_-]{0,31}$", var.app_user))
-    error_message = "app_user must be a Linux user name: lowercase letters, digits, '_' and '-', at most 32 characters."
-  }
-}
 
 variable "ports" {
   description = "Every port of the cluster, the single home of port numbers: security groups, node environment, Spark and nginx configuration read it."
@@ -327,24 +330,6 @@ variable "internal_ephemeral_ports" {
   validation {
     condition     = var.internal_ephemeral_ports.first >= 1024 && var.internal_ephemeral_ports.first <= var.internal_ephemeral_ports.last && var.internal_ephemeral_ports.last <= 65535
     error_message = "internal_ephemeral_ports must be a range within 1024..65535, first <= last."
-  }
-}
-
-variable "node_paths" {
-  description = "Where things are on the image (packer/scripts/install-node, invoke/hgi_spark/provisioning.py IMAGE_LAYOUT) and where the node scripts keep their state and the notebooks."
-  type = object({
-    hail_home    = string
-    hail_venv    = string
-    hail_tmp_dir = string
-    state_dir    = string
-    notebook_dir = string
-    etc_dir      = string
-  })
-  nullable = false
-
-  validation {
-    condition     = alltrue([for name, path in var.node_paths : startswith(path, "/")])
-    error_message = "Every node_paths entry must be an absolute path."
   }
 }
 

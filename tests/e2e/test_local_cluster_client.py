@@ -59,6 +59,7 @@ class LocalCluster:
         if not (root / "terraform").exists():
             shutil.copytree(REPO / "terraform", root / "terraform", ignore=shutil.ignore_patterns(".terraform*"))
             shutil.copytree(REPO / "images", root / "images")
+            shutil.copytree(REPO / "packer" / "scripts", root / "packer" / "scripts")  # the prefix's installer
             (root / "deployments" / "spark-local").mkdir(parents=True)
             shutil.copy(REPO / "deployments" / "defaults.yml", root / "deployments" / "defaults.yml")
             shutil.copy(

@@ -7,8 +7,8 @@
 - variables.tf parses the way the wrapper reads it (python-hcl2, hgi_spark.variables), and its
   validation blocks run for real: variables.tf alone is provider-free, so terraform plans it
   with the example deployment's rendered values, and with bad values that must be refused;
-- deployments/spark/defaults.yml sets every variable the YAML owns, and node_paths match what
-  the image build installs (hgi_spark.provisioning.IMAGE_LAYOUT).
+- deployments/spark/defaults.yml sets every variable the YAML owns; the nodes' user and paths
+  come from the image definition, the same values the image build installs.
 """
 
 from __future__ import annotations
@@ -399,16 +399,39 @@ def test_variables_parse_as_the_wrapper_reads_them() -> None:
     )
 
 
-def test_node_paths_match_the_image_layout() -> None:
+def test_the_nodes_user_and_paths_come_from_the_image_definition() -> None:
+    """One home: the image object terraform receives carries what install-node was given."""
     from hgi_spark.core import config
+    from hgi_spark.images import provisioning
 
-    with (ROOT / "deployments" / "spark" / "defaults.yml").open(encoding="utf-8") as handle:
-        paths = yaml.safe_load(handle)["node_paths"]
-    layout = config.load_image("hail-base/1.0.0").layout
-    assert paths["hail_home"] == layout.hail_home
-    assert paths["hail_venv"] == layout.hail_venv
-    assert paths["hail_tmp_dir"] == layout.hail_tmp_dir
-    assert paths["etc_dir"] == layout.etc_dir
+    image = config.load_image("hail-base/1.0.0")
+    sent = example_tfvars()["image"]
+    env = provisioning.install_env(image, commit="test")
+    assert sent["app_user"] == {"name": env["APP_USER"], "uid": 2000, "gid": 2000, "home": env["APP_HOME"]}
+    assert (sent["layout"]["hail_home"], sent["layout"]["etc_dir"]) == (env["HAIL_HOME"], env["HGI_ETC_DIR"])
+    assert sent["layout"]["node_scripts_dir"] == env["NODE_SCRIPTS_DIR"]
+    for kind in ("spark", "spark-vm", "spark-local"):
+        for layer in (ROOT / "deployments").glob(f"{kind}/**/*.yml"):
+            data = yaml.safe_load(layer.read_text()) or {}
+            assert not {"app_user", "node_paths"} & set(data), f"{layer} repeats a fact of the image"
+
+
+def test_a_deployment_key_that_is_a_fact_of_the_image_is_refused_with_where_it_lives(tmp_path: Path) -> None:
+    from hgi_spark.core import config
+    from hgi_spark.core.errors import ConfigError
+    from hgi_spark.core.layout import Repository
+
+    repo = tmp_path / "repo"
+    shutil.copytree(ROOT / "deployments", repo / "deployments")
+    shutil.copytree(ROOT / "images", repo / "images")
+    shutil.copytree(ROOT / "terraform", repo / "terraform", ignore=shutil.ignore_patterns(".terraform"))
+    mine = repo / "deployments" / "spark" / "me" / "deployment.yml"
+    mine.parent.mkdir()
+    mine.write_text((ROOT / "deployments/spark/example/deployment.yml").read_text() + "app_user: hgi\n")
+    with pytest.raises(ConfigError) as raised:
+        config.load_deployment("spark/me", Repository(repo))
+    assert "'app_user' is no longer a deployment key: it is a fact of the image" in str(raised.value)
+    assert "deployment.yml:" in str(raised.value)
 
 
 # --- variables.tf's validation blocks, run by terraform ------------------------------------------
@@ -468,7 +491,6 @@ def test_new_options_are_accepted(plan_variables, override: dict[str, Any]) -> N
         ({"network": {"create": True, "cidr": "not-a-cidr"}}, "network.cidr must be an IPv4 CIDR"),
         ({"ssh_public_key_file": "/nonexistent/key.pub"}, "must be an existing file"),
         ({"tls": {"certificate_file": "/nonexistent.pem", "key_file": "/nonexistent.key"}}, "must be existing files"),
-        ({"app_user": "Root User"}, "app_user must be a Linux user name"),
         ({"tmp_volume_gb": -1}, "tmp_volume_gb must be a whole number"),
         ({"workers": 1000}, "workers must be a whole number from 0 to 999"),
         ({"boot_from_volume": {"size_gb": 0}}, "boot_from_volume must be null"),
@@ -482,11 +504,16 @@ def test_bad_values_are_refused(plan_variables, override: dict[str, Any], messag
     assert message in " ".join((result.stdout + result.stderr).split()), result.stdout + result.stderr
 
 
-def test_relative_node_path_is_refused(plan_variables) -> None:
-    paths = example_tfvars()["node_paths"] | {"state_dir": "var/lib/hgi-spark"}
-    result = plan_variables(node_paths=paths)
-    assert result.returncode != 0
-    assert "must be an absolute path" in " ".join(result.stderr.split())
+def test_a_bad_image_user_or_a_relative_layout_is_refused(plan_variables) -> None:
+    """terraform checks the image's facts too, for whoever runs it without the wrapper."""
+    image = example_tfvars()["image"]
+    for bad in (
+        image | {"layout": image["layout"] | {"state_dir": "var/lib/hgi-spark"}},
+        image | {"app_user": image["app_user"] | {"name": "Root User"}},
+    ):
+        result = plan_variables(image=bad)
+        assert result.returncode != 0
+        assert "image.app_user.name must be a Linux user name" in " ".join(result.stderr.split())
 
 
 def test_ports_must_differ(plan_variables) -> None:

@@ -21,8 +21,8 @@ from typing import Any, Literal
 
 from hgi_spark.clusters.diagnose import Archive
 from hgi_spark.clusters.health import ClusterHealth
-from hgi_spark.core.config import Deployment
-from hgi_spark.core.errors import UsageError
+from hgi_spark.core.config import Deployment, Image
+from hgi_spark.core.errors import ConfigError, UsageError
 
 Purpose = Literal["up", "update", "destroy"]
 PURPOSES: tuple[Purpose, ...] = ("up", "update", "destroy")
@@ -55,6 +55,23 @@ class Cluster:
     def command(self, task: str) -> str:
         """What a user types for ``task`` on this deployment (for fixes in messages)."""
         return self.deployment.ref.command(task)
+
+    @property
+    def image(self) -> Image:
+        """The image definition the nodes run (versions, application user, layout); one line if unset."""
+        if self.deployment.image is None:
+            raise ConfigError(
+                f"a {self.kind} cluster needs 'image: NAME/VERSION' (what its nodes run)",
+                file=self.deployment.paths.definition,
+                key="image",
+                fix=f"set image: hail-base/1.0.0 (deployments/{self.kind}/defaults.yml does)",
+            )
+        return self.deployment.image
+
+    @property
+    def app_user(self) -> str:
+        """Who jobs and notebooks run as on the nodes: the image definition's application user."""
+        return self.image.app_user.name
 
     # --- before terraform ------------------------------------------------------------------
 

@@ -26,6 +26,11 @@ from .variables import Variable, model_for, read_variables
 
 # Keys the wrapper handles itself; never passed to terraform as they are written.
 WRAPPER_KEYS = ("terraform", "image", "protect", "max_idle")
+# Former deployment keys that are facts of the image now, and where they live.
+IMAGE_FACTS = {
+    "app_user": "app_user: of images/NAME/defaults.yml",
+    "node_paths": "layout: (and app_user.home) of images/NAME/defaults.yml",
+}
 # Variables the wrapper fills in when the root module declares them.
 INJECTED_VARIABLES = ("deployment_name", "deployment_owner", "deployment_dir", "repository_root", "image")
 
@@ -375,6 +380,12 @@ def _reject_unknown_keys(
                 f"'{key}' is set by the wrapper, not in YAML",
                 file=_where(documents, (key,)),
                 fix="remove the key",
+            )
+        if key in IMAGE_FACTS:
+            raise ConfigError(
+                f"'{key}' is no longer a deployment key: it is a fact of the image, {IMAGE_FACTS[key]}",
+                file=_where(documents, (key,)),
+                fix="remove the key (a deployment cannot change what its image has baked in)",
             )
         if key not in variables:
             raise ConfigError(

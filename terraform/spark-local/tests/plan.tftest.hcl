@@ -9,6 +9,7 @@ variables {
   host_ram_mb                = 24000
   http_port                  = 8890
   jupyter_password_hash_file = "/srv/repo/deployments/spark-local/t/secrets/jupyter-password.hash"
+  app_user                   = "hgi"
   workers                    = 2
   ready_timeout_s            = 600
   ports = {

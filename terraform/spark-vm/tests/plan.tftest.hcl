@@ -2,14 +2,20 @@
 # devices, the user-data of the cluster module, forwarded ports, the tmp volume, every validation.
 
 variables {
-  deployment_name       = "spark-vm"
-  deployment_owner      = "t"
-  deployment_dir        = "/srv/repo/deployments/spark-vm/t"
-  image                 = { name = "hail-base", version = "1.0.0", glance_name = "hail-base-1.0.0", software = { hail = "0.2.139" } }
+  deployment_name  = "spark-vm"
+  deployment_owner = "t"
+  deployment_dir   = "/srv/repo/deployments/spark-vm/t"
+  image = {
+    name     = "hail-base", version = "1.0.0", glance_name = "hail-base-1.0.0", software = { hail = "0.2.139" }
+    app_user = { name = "hgi", uid = 2000, gid = 2000, home = "/home/hgi" }
+    layout = {
+      hail_home        = "/opt/hail", hail_venv = "/opt/hail/venv", hail_tmp_dir = "/opt/hail/tmp",
+      node_scripts_dir = "/opt/hgi-spark/node", etc_dir = "/etc/hgi-spark", state_dir = "/var/lib/hgi-spark"
+    }
+  }
   image_path            = "/cache/hgi-spark/images/hail-base-1.0.0-0123456789ab.qcow2"
   accelerator           = "tcg"
   jupyter_password_hash = "argon2:$argon2id$v=19$m=10240,t=10,p=8$c2FsdA$aGFzaA"
-  app_user              = "hgi"
   ports = {
     ssh                = 22, http = 80, https = 443, spark_master = 7077, spark_master_ui = 8080, spark_worker_ui = 8081,
     spark_app_ui_first = 4040, spark_app_ui_last = 4050, spark_driver = 40000, spark_blockmanager = 40001,
@@ -29,11 +35,7 @@ variables {
   stop_grace_s             = 15
   sizing                   = {}
   spark                    = { worker_cleanup_interval_s = 1800, worker_appdata_ttl_s = 86400 }
-  node_paths = {
-    hail_home = "/opt/hail", hail_venv = "/opt/hail/venv", hail_tmp_dir = "/opt/hail/tmp",
-    state_dir = "/var/lib/hgi-spark", notebook_dir = "/home/hgi", etc_dir = "/etc/hgi-spark"
-  }
-  ready_timeout_s = 1200
+  ready_timeout_s          = 1200
 }
 
 run "one_master_one_vm_per_worker_static_addresses" {
@@ -364,7 +366,14 @@ run "rejects_a_short_ready_timeout" {
 run "rejects_a_bad_image_version" {
   command = plan
   variables {
-    image = { name = "hail-base", version = "1.0", glance_name = "hail-base-1.0", software = {} }
+    image = {
+      name     = "hail-base", version = "1.0", glance_name = "hail-base-1.0", software = {}
+      app_user = { name = "hgi", uid = 2000, gid = 2000, home = "/home/hgi" }
+      layout = {
+        hail_home        = "/opt/hail", hail_venv = "/opt/hail/venv", hail_tmp_dir = "/opt/hail/tmp",
+        node_scripts_dir = "/opt/hgi-spark/node", etc_dir = "/etc/hgi-spark", state_dir = "/var/lib/hgi-spark"
+      }
+    }
   }
   expect_failures = [var.image]
 }
@@ -388,9 +397,16 @@ run "rejects_a_bad_owner" {
 run "rejects_a_bad_app_user" {
   command = plan
   variables {
-    app_user = "Hgi"
+    image = {
+      name     = "hail-base", version = "1.0.0", glance_name = "hail-base-1.0.0", software = { hail = "0.2.139" }
+      app_user = { name = "Hgi", uid = 2000, gid = 2000, home = "/home/hgi" }
+      layout = {
+        hail_home        = "/opt/hail", hail_venv = "/opt/hail/venv", hail_tmp_dir = "/opt/hail/tmp",
+        node_scripts_dir = "/opt/hgi-spark/node", etc_dir = "/etc/hgi-spark", state_dir = "/var/lib/hgi-spark"
+      }
+    }
   }
-  expect_failures = [var.app_user]
+  expect_failures = [var.image]
 }
 
 run "rejects_an_inverted_ephemeral_range" {
@@ -409,15 +425,19 @@ run "rejects_a_short_spark_cleanup" {
   expect_failures = [var.spark]
 }
 
-run "rejects_relative_node_paths" {
+run "rejects_a_relative_image_layout" {
   command = plan
   variables {
-    node_paths = {
-      hail_home = "opt/hail", hail_venv = "/opt/hail/venv", hail_tmp_dir = "/opt/hail/tmp",
-      state_dir = "/var/lib/hgi-spark", notebook_dir = "/home/hgi", etc_dir = "/etc/hgi-spark"
+    image = {
+      name     = "hail-base", version = "1.0.0", glance_name = "hail-base-1.0.0", software = { hail = "0.2.139" }
+      app_user = { name = "hgi", uid = 2000, gid = 2000, home = "/home/hgi" }
+      layout = {
+        hail_home        = "opt/hail", hail_venv = "/opt/hail/venv", hail_tmp_dir = "/opt/hail/tmp",
+        node_scripts_dir = "/opt/hgi-spark/node", etc_dir = "/etc/hgi-spark", state_dir = "/var/lib/hgi-spark"
+      }
     }
   }
-  expect_failures = [var.node_paths]
+  expect_failures = [var.image]
 }
 
 run "rejects_a_bad_ssh_user" {

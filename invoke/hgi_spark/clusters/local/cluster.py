@@ -25,7 +25,7 @@ from hgi_spark.clusters import diagnose, health
 from hgi_spark.clusters.base import Cluster, Purpose, Rows
 from hgi_spark.clusters.local import prefix
 from hgi_spark.core import secrets
-from hgi_spark.core.errors import ConfigError, NotFoundError, RefusedError, ToolError
+from hgi_spark.core.errors import NotFoundError, RefusedError, ToolError
 
 HTTP_PORT_SEARCH = 100  # how far above ports.http nginx may move when that port is taken
 NODE_ENV_FILE = "node.env"  # run-node keeps a copy of a local node's environment in its state dir
@@ -218,17 +218,6 @@ class LocalCluster(Cluster):
     def _ports(self) -> dict[str, int]:
         return {k: int(v) for k, v in (self.deployment.settings.get("ports") or {}).items()}
 
-    def _image(self) -> Any:
-        image = self.deployment.image
-        if image is None:
-            raise ConfigError(
-                "a local cluster needs 'image: NAME/VERSION' (the versions to install)",
-                file=self.deployment.paths.definition,
-                key="image",
-                fix="set image: hail-base/1.0.0 (deployments/spark-local/defaults.yml does)",
-            )
-        return image
-
     def all_nodes(self, state: Mapping[str, Any] | None) -> tuple[dict[str, Node], list[Node]]:
         """The nodes in the state, and the ones running without being in it."""
         known = nodes_in_state(state)
@@ -257,11 +246,12 @@ class LocalCluster(Cluster):
 
     def extra_tfvars(self, state: Mapping[str, Any] | None) -> dict[str, Any]:
         """The values only the wrapper knows; without side effects (asked once per run)."""
-        image = self._image()
+        image = self.image
         vcpus, ram_mb = host_resources()
         known, strays = self.all_nodes(state)
         return {
             "prefix": str(prefix.prefix_path(prefix.PrefixSpec.of(image))),
+            "app_user": image.app_user.name,
             "host_vcpus": vcpus,
             "host_ram_mb": ram_mb,
             "http_port": self.http_port(known, strays),
@@ -284,7 +274,7 @@ class LocalCluster(Cluster):
         """
         if purpose == "destroy":
             return
-        self._image()
+        _ = self.image  # refused here, before a plan, when the deployment names no image
         if skip:
             self.say(f"WARNING: checks of {self.deployment.ref} SKIPPED (--skip-preflight): tools and ports unchecked")
             return
@@ -311,7 +301,7 @@ class LocalCluster(Cluster):
         """The Hail prefix (installed once) and the Jupyter password; nothing for a destroy plan."""
         if purpose == "destroy":
             return
-        prefix.ensure_prefix(prefix.PrefixSpec.of(self._image()), say=self.say)
+        prefix.ensure_prefix(prefix.PrefixSpec.of(self.image), say=self.say)
         secrets.ensure_jupyter_password(self.deployment.paths)
 
     # --- read-only -------------------------------------------------------------------------

@@ -266,10 +266,6 @@ class OpenStackCluster(Cluster):
     ) -> int:
         return remote.submit(outputs, self.deployment.paths.known_hosts, self.app_user, script, args)
 
-    @property
-    def app_user(self) -> str:
-        return str(self.deployment.settings.get("app_user") or "hgi")
-
     def ssh_config(self, outputs: Mapping[str, Any]) -> str:
         spot = remote.target(outputs)  # no master yet: say so before asking for credentials
         known_hosts = self.deployment.paths.known_hosts

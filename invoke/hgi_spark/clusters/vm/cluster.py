@@ -286,10 +286,6 @@ class VmCluster(Cluster):
 
     # --- acting on the cluster ------------------------------------------------------------------
 
-    @property
-    def app_user(self) -> str:
-        return str(self.deployment.settings.get("app_user") or "hgi")
-
     def submit(
         self, state: Mapping[str, Any] | None, outputs: Mapping[str, Any], script: str, args: Sequence[str]
     ) -> int:
