@@ -114,6 +114,31 @@ def reap(c, name=None):
     print(workflow.reap(deployment_name(name)))
 
 
+@task(
+    help={
+        "name": NAME_HELP,
+        "json": JSON_HELP,
+        "adopt": "write import blocks for them, for the next 'plan --to update' to show and 'update' to apply",
+        "plan_delete": "write a deletion plan of them (orphans-delete.plan.json) to review",
+        "keep_adoptable": "with --plan-delete: only those that cannot be adopted",
+        "delete": "delete exactly what the reviewed deletion plan lists (refused when missing or stale)",
+    }
+)
+@handled
+def orphans(c, name=None, json=False, adopt=False, plan_delete=False, keep_adoptable=False, delete=False):
+    """Cloud resources of the deployment outside its state: list, adopt (import) or delete them, reviewed."""
+    from hgi_spark.deploy import orphans as steps
+
+    found = steps.step(
+        deployment_name(name),
+        adopt_them=adopt,
+        plan_deletion=plan_delete,
+        keep_adoptable=keep_adoptable,
+        delete_them=delete,
+    )
+    print(found.json() if json else found.text())
+
+
 @task(help={"name": NAME_HELP, "json": JSON_HELP})
 @handled
 def preflight(c, name=None, json=False):
@@ -194,6 +219,7 @@ namespace = Collection(
     down,
     idle,
     init,
+    orphans,
     outputs,
     password,
     plan,

@@ -177,6 +177,9 @@ class S3Backend(_Strict):
     endpoint: str | None = None
     skip_credentials_validation: bool = True
     use_path_style: bool = True
+    # terraform's own state lock (a .tflock object written with If-None-Match: *, terraform >= 1.10):
+    # a second machine's plan/update/down is refused while one run holds the state.
+    use_lockfile: bool = True
 
 
 class WrapperSettings(_Strict):

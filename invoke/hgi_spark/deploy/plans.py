@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from hgi_spark.deploy.run import Run
 
 RECORD_VERSION = 1
+# Written by orphans --adopt into the working directory (deploy/orphans.py).
+IMPORTS_FILE = "zz_hgi_orphans_import.tf"
 
 # --- fingerprints of a plan's inputs ------------------------------------------------------------------
 
@@ -93,6 +95,9 @@ def fingerprint(run: Run) -> dict[str, Any]:
             files[run.display(path)] = _sha256_file(path)
     lock = run.paths.data_dir / "workdir" / "terraform" / d.ref.name / tf.LOCK_FILE
     files["provider lock file"] = _sha256_file(lock)
+    imports = lock.with_name(IMPORTS_FILE)  # orphans --adopt: import blocks the plan carries out
+    if imports.is_file():
+        files["orphans' import blocks"] = _sha256_file(imports)
     return {
         "files": files,
         "variables": _sha256_json(run.tfvars()),

@@ -16,7 +16,8 @@ folder or to switch one deployment to a remote backend. In the mirror, relative 
 file names, the lock file is the deployment's own, and the generated override file sets the
 backend: ``local`` with ``path`` = the deployment's ``terraform.tfstate``, or ``s3`` with the
 settings from the deployment YAML passed as ``-backend-config`` (credentials only from the
-environment: ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``). A root module that commits a
+environment: ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``; terraform's S3 lock file on by
+default, so two machines never write one state at once: statelock.py says who holds it). A root module that commits a
 ``.terraform.lock.hcl`` gets it copied in and ``init -lockfile=readonly``: provider selections
 then come from git and no run can change them.
 
@@ -28,6 +29,7 @@ and waits for it to stop gracefully (state written, lock released).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -45,6 +47,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from hgi_spark.core.errors import HgiError, RefusedError, ToolError
+from hgi_spark.deploy import statelock
 
 BINARY_ENV = "TERRAFORM"
 OVERRIDE_FILE = "zz_hgi_backend_override.tf"
@@ -53,6 +56,8 @@ INSTALL_HINT = (
     "install terraform >= 1.6 (https://developer.hashicorp.com/terraform/install, or HashiCorp's apt "
     "repository), or OpenTofu and set TERRAFORM=tofu"
 )
+# The first terraform (and OpenTofu) whose s3 backend takes use_lockfile.
+LOCKFILE_SINCE = (1, 10)
 # Settings the wrapper must never write to disk: they come from the environment only.
 SECRET_BACKEND_KEYS = ("access_key", "secret_key", "token", "sts_token")
 
@@ -61,32 +66,49 @@ SECRET_BACKEND_KEYS = ("access_key", "secret_key", "token", "sts_token")
 OUTPUTS_HEADER = re.compile(r"^(\x1b\[[0-9;]*m)*Outputs:(\x1b\[[0-9;]*m)*\s*$")
 
 
-def _follow(child: subprocess.Popen[str], log: Path, until: re.Pattern[str] | None) -> str:
-    """Show the child's log as it grows, line by line, until a line matches ``until`` (the rest stays
-    in the log). A terminal that went away stops the showing, never the child."""
-    showing = True
-    pending = ""
-    with open(log, encoding="utf-8", errors="replace") as reader:
+@dataclass
+class _Tail:
+    """One log file being shown on one stream, up to a line matching ``until`` (the rest stays in the log)."""
+
+    reader: TextIO
+    stream: TextIO
+    until: re.Pattern[str] | None = None
+    showing: bool = True
+    pending: str = ""
+
+    def show(self, *, final: bool) -> bool:
+        """Show the complete lines written since last time; whether anything new was read."""
+        chunk = self.reader.read()
+        self.pending += chunk
+        *lines, self.pending = self.pending.split("\n")
+        if final and self.pending:
+            lines.append(self.pending)
+            self.pending = ""
+        for line in lines:
+            if self.showing and self.until is not None and self.until.match(line):
+                self.showing = False
+            if self.showing:
+                try:
+                    self.stream.write(line + "\n")
+                    self.stream.flush()
+                except (OSError, ValueError):
+                    self.showing = False
+        return bool(chunk)
+
+
+def _follow(child: subprocess.Popen[str], log: Path, until: re.Pattern[str] | None, errors: Path | None = None) -> str:
+    """Show the child's logs as they grow, line by line: its output on stdout (until a line matches
+    ``until``), its errors on stderr. A terminal that went away stops the showing, never the child."""
+    with contextlib.ExitStack() as stack:
+        tails = [_Tail(stack.enter_context(open(log, encoding="utf-8", errors="replace")), sys.stdout, until)]
+        if errors is not None:
+            tails.append(_Tail(stack.enter_context(open(errors, encoding="utf-8", errors="replace")), sys.stderr))
         while True:
             running = child.poll() is None
-            chunk = reader.read()
-            pending += chunk
-            *lines, pending = pending.split("\n")
-            if not running and pending:
-                lines.append(pending)
-                pending = ""
-            for line in lines:
-                if showing and until is not None and until.match(line):
-                    showing = False
-                if showing:
-                    try:
-                        sys.stdout.write(line + "\n")
-                        sys.stdout.flush()
-                    except (OSError, ValueError):
-                        showing = False
+            read = [tail.show(final=not running) for tail in tails]
             if not running:
                 return ""
-            if not chunk:
+            if not any(read):
                 time.sleep(0.05)
 
 
@@ -283,9 +305,22 @@ class Terraform:
                 fix=f"review, then move it with: {migrate}",
             )
 
+    def require_lockfile_support(self) -> None:
+        """An S3 state lock file needs terraform (or OpenTofu) >= 1.10: older ones reject the setting."""
+        if not self.backend.settings.get("use_lockfile"):
+            return
+        found = version()
+        if tuple(int(part) for part in re.findall(r"\d+", found)[:2]) < LOCKFILE_SINCE:
+            raise ToolError(
+                f"terraform {found} cannot lock an S3 state (use_lockfile needs terraform >= 1.10)",
+                key="terraform.backend.use_lockfile",
+                fix="install terraform >= 1.10 or OpenTofu >= 1.10 (use_lockfile: false leaves two machines unguarded)",
+            )
+
     def init(self) -> None:
         """init in the deployment's working directory (the backend must be the one it was initialised with)."""
         self.require_same_backend()
+        self.require_lockfile_support()
         lockfile = ["-lockfile=readonly"] if (self.root_module / LOCK_FILE).is_file() else []
         try:
             self.stream("init", "-input=false", *lockfile, *self.backend.init_args())
@@ -353,9 +388,13 @@ class Terraform:
         argv = self.argv(command, *self._colour_args(), *args)
         print(self.show_command(argv), file=self.echo, flush=True)
         log = self.data_dir / "logs" / f"{command}.log"
+        errors = log.with_suffix(".errors.log")
         log.parent.mkdir(parents=True, exist_ok=True)
-        code = run_forwarding_signals(argv, env=self.environment(), log=log, until=until).returncode
+        code = run_forwarding_signals(argv, env=self.environment(), log=log, until=until, errors=errors).returncode
         if code != 0:
+            locked = statelock.refusal(errors, lambda lock: self.show_command(self.argv("force-unlock", lock))[2:])
+            if locked is not None:
+                raise locked
             raise ToolError(f"terraform {command} failed with exit code {code} (its output is above)")
 
     def capture(self, command: str, *args: str) -> str:
@@ -386,6 +425,7 @@ def run_forwarding_signals(
     capture: bool = False,
     log: Path | None = None,
     until: re.Pattern[str] | None = None,
+    errors: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run a child in its own session; SIGINT/SIGTERM sent to us are passed on, then we wait for it.
 
@@ -393,17 +433,23 @@ def run_forwarding_signals(
     interrupt (a second one would make it exit at once, without saving state). A second Ctrl-C is
     forwarded too: the user insists. A hang-up (the terminal closed) is one Ctrl-C: terraform stops
     gracefully, writes its state and releases its lock. Files it writes get mode 0600 (state and
-    plans hold secrets).
+    plans hold secrets). With ``log``, its output goes to that file (and ``errors``, when given, its
+    errors to that one), both shown from there as they grow.
     """
     received: list[int] = []
     output: Any = subprocess.PIPE if capture else None
-    if log is not None and not capture:
+    error_output: Any = None
+    to_files = log is not None and not capture
+    if to_files:
         output = open(log, "w", encoding="utf-8")  # noqa: SIM115 (closed below, after the child started)
+        if errors is not None:
+            error_output = open(errors, "w", encoding="utf-8")  # noqa: SIM115 (the same)
     try:
         child = subprocess.Popen(
             list(argv),
             env=dict(env),
             stdout=output,
+            stderr=error_output,
             text=True,
             start_new_session=True,
             umask=0o077,
@@ -411,8 +457,10 @@ def run_forwarding_signals(
     except FileNotFoundError:
         raise ToolError(f"'{argv[0]}' not found", fix=INSTALL_HINT) from None
     finally:
-        if log is not None and not capture:
+        if to_files:
             output.close()
+            if error_output is not None:
+                error_output.close()
 
     def forward(signum: int, _frame: Any) -> None:
         received.append(signum)
@@ -428,8 +476,8 @@ def run_forwarding_signals(
     if threading.current_thread() is threading.main_thread():  # only there can handlers be set
         previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
-        if log is not None and not capture:
-            stdout = _follow(child, log, until)
+        if to_files:
+            stdout = _follow(child, log, until, errors)  # type: ignore[arg-type]
         else:
             stdout, _ = child.communicate()
     finally:

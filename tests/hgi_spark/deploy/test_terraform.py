@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from hgi_spark.core import config
 from hgi_spark.core.errors import ToolError
 from hgi_spark.deploy import terraform as tf
 
@@ -176,3 +177,37 @@ def test_the_child_runs_in_its_own_session_with_a_private_umask() -> None:
         capture=True,
     )
     assert completed.stdout.split() == ["True", "0o77"], "own session, and the files it writes are private"
+
+
+def test_s3_backends_lock_their_state_by_default() -> None:
+    """terraform's S3 lock file (use_lockfile) guards a state shared by two machines; it can be turned off."""
+    backend = tf.s3_backend(config.S3Backend(type="s3", bucket="b", key="k").model_dump())
+    assert "-backend-config=use_lockfile=true" in backend.init_args()
+    off = tf.s3_backend(config.S3Backend(type="s3", bucket="b", key="k", use_lockfile=False).model_dump())
+    assert "-backend-config=use_lockfile=false" in off.init_args()
+
+
+def test_a_terraform_older_than_the_lock_file_is_one_line(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The version seam is replaced (no terraform 1.9 here): what is tested is the wrapper's refusal before init."""
+    terraform, echo = runner(tree)
+    terraform.backend = tf.Backend("s3", {"bucket": "b", "key": "k", "use_lockfile": True})
+    monkeypatch.setattr(tf, "version", lambda: "1.9.8")
+    with pytest.raises(ToolError, match=r"terraform 1\.9\.8 cannot lock an S3 state") as caught:
+        terraform.init()
+    assert caught.value.key == "terraform.backend.use_lockfile" and "\n" not in caught.value.message
+    assert echo.getvalue() == "", "nothing ran"
+    monkeypatch.setattr(tf, "version", lambda: "1.10.0")
+    terraform.require_lockfile_support()
+
+
+def test_a_steps_errors_are_shown_on_stderr_and_kept_in_a_log(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A stand-in child (python) for terraform: what is tested is where its two streams go."""
+    log, errors = tmp_path / "plan.log", tmp_path / "plan.errors.log"
+    code = "import sys; print('planned'); print('Error: broken', file=sys.stderr); sys.exit(1)"
+    completed = tf.run_forwarding_signals([sys.executable, "-c", code], env=os.environ, log=log, errors=errors)
+    assert completed.returncode == 1
+    shown = capsys.readouterr()
+    assert (shown.out, shown.err) == ("planned\n", "Error: broken\n")
+    assert (log.read_text(), errors.read_text()) == ("planned\n", "Error: broken\n")

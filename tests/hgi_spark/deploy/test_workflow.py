@@ -8,9 +8,11 @@ checked through the library (typed error, files left as they were) and through t
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import pty
+import re
 import select
 import shutil
 import signal
@@ -627,3 +629,74 @@ def test_remote_s3_state_with_secrets_only_from_the_environment(
     for path in folder(repo).rglob("*"):
         if path.is_file() and not path.is_symlink():
             assert b"test-secret-never-on-disk" not in path.read_bytes(), path
+
+
+@pytest.mark.slow
+def test_a_second_machine_is_refused_by_terraforms_s3_lock_file(
+    repo: Repository, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Two checkouts (two machines: two deployment folders, two local flocks) share one S3 state.
+
+    While the first one's ``up`` holds terraform's lock file mid-apply (its provisioner sleeping),
+    the second one's ``plan`` and ``update`` are refused by terraform's own lock (moto honours the
+    conditional PUT, If-None-Match: *, that the lock file is written with): one line naming the
+    holder as the ``.tflock`` object names it, and ``force-unlock`` as the fix, never run. On the
+    first machine a second run is refused earlier, by the wrapper's flock.
+    """
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test-access-key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret-never-on-disk")
+    other_tree = tmp_path / "other-machine"
+    shutil.copytree(FIXTURE, other_tree)
+    other = Repository(other_tree)
+    backend = "terraform:\n  backend:\n    type: s3\n    bucket: tfstate\n    key: toy/locked.tfstate\n"
+    backend += f"    endpoint: {s3_endpoint}\n"
+    edit(other, f"nodes: 1\n{backend}")
+    lock_object = b"<Key>toy/locked.tfstate.tflock</Key>"
+    holder = f"{getpass.getuser()}@{socket.gethostname()}"  # terraform's "Who" of the first machine
+
+    def bucket() -> bytes:
+        with urllib.request.urlopen(f"{s3_endpoint}/tfstate") as response:  # the bucket's listing
+            return response.read()
+
+    workflow.plan(T1, "update", other)  # made while nobody holds the state: fresh when applied below
+    edit(repo, f"nodes: 1\ncreate_delay: 60\n{backend}")
+    first = subprocess.Popen(
+        [str(INVOKE), "--search-root", str(ROOT / "invoke"), "deployment.up", "--name", T1],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "HGI_REPOSITORY": str(repo.root)},
+    )
+    try:
+        started = time.monotonic()
+        while not markers(repo) and time.monotonic() - started < 60:
+            time.sleep(0.1)
+        assert markers(repo), "the first machine's apply is under way"
+        assert lock_object in bucket(), "terraform's lock file is in the bucket"
+
+        ids = set()
+        for args in (("deployment.update",), ("deployment.plan", "--to", "update")):
+            refused = cli(other, *args, "--name", T1)
+            line = error_line(refused)
+            assert refused.returncode == RefusedError.exit_code, refused.stderr
+            assert f"is locked by another terraform run: {holder} (apply, terraform " in line, line
+            found = re.search(r"lock ID ([0-9a-f-]{36}) .*force-unlock ([0-9a-f-]{36})\)$", line)
+            assert found and found.group(1) == found.group(2), line
+            ids.add(found.group(1))
+        assert len(ids) == 1, "both name the one lock the first machine holds"
+        assert not list(folder(other).glob("*.tfplan*")), "no plan made, and the refused update's plan is not reused"
+        cli(other, "deployment.status", "--name", T1, check=True)  # reading the state takes no lock
+
+        here = cli(repo, "deployment.plan", "--to", "update", "--name", T1)
+        assert here.returncode == RefusedError.exit_code
+        assert f"deployment {T1} is busy: pid {first.pid} running 'up'" in error_line(here), "the local flock first"
+        assert lock_object in bucket(), "nobody released the first machine's lock"
+        first.send_signal(signal.SIGINT)  # the first machine's run ends: terraform releases its lock
+        first.communicate(timeout=60)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert first.returncode == Interrupted.exit_code
+    assert lock_object not in bucket(), "terraform released its lock when it stopped"
+    workflow.plan(T1, "update", other)  # the state is free again

@@ -259,6 +259,22 @@ class OpenStackCluster(Cluster):
         known = _ids_in_state(state)
         return [f"{t.kind} {t.name or t.id} ({t.id})" for t in found if t.id not in known]
 
+    def orphans(self, state: Mapping[str, Any] | None) -> list[Any]:
+        """The strays as orphans, each with its free place in the module or why it has none (orphans.py)."""
+        from hgi_spark.clusters.openstack import orphans
+
+        project = self.project()
+        found = orphans.tagged_resources(project, str(self.deployment.ref))
+        groups = [t.id for t in found if t.kind == "security group"]
+        rules = {group: project.security_group_rules([group]) for group in groups}
+        return orphans.place(found, state, self.deployment.settings, rules)
+
+    def delete_orphans(self, found: Sequence[Any]) -> list[str]:
+        """Delete exactly these (a reviewed deletion plan's list), in the order OpenStack allows."""
+        from hgi_spark.cloud import cleanup
+
+        return cleanup.delete(self.project(), [(o.kind, o.id, o.name) for o in found], self.say)
+
     # --- acting on the cluster --------------------------------------------------------------
 
     def submit(
