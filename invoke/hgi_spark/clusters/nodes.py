@@ -314,10 +314,16 @@ env_file={env_file}
 state={state}
 tmp={tmp}
 tail_bytes={tail}
+# Logs only root or adm may read (cloud-init's, nginx's, the journal): read with sudo when the
+# image's user may (a cloud image's default user can), by their listed paths only.
+as_root=()
+if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then as_root=(sudo -n); fi
 emit() {{
-  if [ -r "$2" ]; then
-    printf '@@file %s %s\\n' "$1" "$(stat -c %s "$2" 2>/dev/null || echo 0)"
-    tail -c "$tail_bytes" "$2" | base64 -w 0
+  local reader=()
+  [ -r "$2" ] || reader=("${{as_root[@]}}")
+  if [ -e "$2" ] && {{ [ -r "$2" ] || [ "${{#reader[@]}}" -gt 0 ]; }}; then
+    printf '@@file %s %s\\n' "$1" "$("${{reader[@]}}" stat -c %s "$2" 2>/dev/null || echo 0)"
+    "${{reader[@]}}" tail -c "$tail_bytes" "$2" | base64 -w 0
     echo
   elif [ -e "$2" ]; then
     printf '@@unreadable %s %s\\n' "$1" "$2"
@@ -334,7 +340,8 @@ for f in "$state"/logs/*; do [ -f "$f" ] && emit "logs/${{f##*/}}" "$f"; done
 if [ -d "$state/conf" ]; then
   find "$state/conf" -type f 2>/dev/null | sort | while IFS= read -r f; do emit "conf/${{f#"$state"/conf/}}" "$f"; done
 fi
-for app in $(ls -1dt "$state"/work/app-* 2>/dev/null | head -n {apps}); do
+find "$state/work" -maxdepth 1 -name 'app-*' -printf '%T@ %p\\n' 2>/dev/null | sort -rn | head -n {apps} \\
+  | cut -d' ' -f2- | while IFS= read -r app; do
   for f in "$app"/*/std*; do [ -f "$f" ] && emit "work/${{app##*/}}/$(basename "$(dirname "$f")")/${{f##*/}}" "$f"; done
 done
 emit node.env "$env_file"
@@ -343,8 +350,10 @@ emit cloud-init-output.log /var/log/cloud-init-output.log
 for f in /var/log/nginx/*.log; do [ -f "$f" ] && emit "nginx/${{f##*/}}" "$f"; done
 emit_command processes.txt {run_node} --role "$role" --env-file "$env_file" --status
 if command -v journalctl >/dev/null && [ -d /run/systemd/system ]; then
-  emit_command journal.txt journalctl --no-pager --lines=2000 --unit='hgi-*' --unit=nginx --unit=nfs-server
+  emit_command journal.txt "${{as_root[@]}}" journalctl --no-pager --lines=2000 \\
+    --unit='hgi-*' --unit=nginx --unit=nfs-server
 fi
+# shellcheck disable=SC2016 # expanded by that sh, with the shared tmp as $0
 emit_command state.txt sh -c 'echo "# df -h"; timeout 10 df -h; echo; echo "# free -m"; free -m; echo;
   echo "# mounts"; grep -v -e cgroup -e proc -e sysfs /proc/mounts; echo; echo "# NFS exports";
   cat /var/lib/nfs/etab 2>/dev/null; echo; echo "# NFS mounts"; grep -w nfs4 /proc/mounts; echo;

@@ -145,3 +145,22 @@ def test_the_fan_out_config_puts_batch_options_first(tmp_path: Path) -> None:
     text = nodes.ssh_config(outputs(), known, port=22, deployment="spark/t1")
     assert text.startswith("BatchMode yes\nConnectTimeout ")
     assert "Host spark-t1-master" in text and "Host spark-t1-worker-001" not in text  # not pinned: not asked
+
+
+def test_the_scripts_sent_to_the_nodes_are_shellcheck_clean(tmp_path: Path) -> None:
+    """They are Python strings, so tests/run's shellcheck of files does not see them."""
+    import shutil
+
+    import pytest
+
+    if shutil.which("shellcheck") is None:
+        pytest.skip("shellcheck is not installed (tests/run installs it)")
+    paths = nodes.NodePaths("/var/lib/hgi-spark", "/opt/hail/tmp", "/etc/hgi-spark")
+    for name, text in (
+        ("status", nodes.status_script(master(), paths)),
+        ("collect", nodes.collect_script(master(), paths)),
+    ):
+        script = tmp_path / f"{name}.sh"
+        script.write_text("#!/bin/bash\n" + text)
+        done = subprocess.run(["shellcheck", str(script)], capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stdout
