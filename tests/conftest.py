@@ -22,7 +22,14 @@ from fixtures.openstack import Cloud, start_cloud
 ROOT = Path(__file__).resolve().parents[1]
 INVOKE_SH = ROOT / "invoke.sh"
 # Fixtures that start a service: a test using one is slow, so `tests/run --fast` starts none.
-SERVICE_FIXTURES = {"openstack_cloud", "openstack_compute_cloud", "with_cinder", "running_sshd", "s3_endpoint"}
+SERVICE_FIXTURES = {
+    "openstack_cloud",
+    "openstack_compute_cloud",
+    "with_cinder",
+    "running_sshd",
+    "s3_endpoint",
+    "ssh_fleet",
+}
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -168,6 +175,35 @@ def render_cluster(tmp_path: Path, terraform_binary: str) -> Iterator[Renderer]:
         return outputs["cluster"]["value"]
 
     yield render
+
+
+# --- OpenSSH servers on loopback ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def sshd_binary() -> Path:
+    """Debian's sshd, unpacked (never installed: no service starts) into the shared test cache."""
+    from fixtures import sshd
+
+    try:
+        return sshd.sshd_binary()
+    except RuntimeError as error:
+        pytest.fail(str(error))
+
+
+@pytest.fixture
+def ssh_fleet(sshd_binary: Path, tmp_path: Path) -> Iterator[Any]:
+    """Real sshd nodes on loopback addresses, each with its own folders (tests/fixtures/sshd.py);
+    every one stopped by its pid at the end."""
+    from fixtures import sshd
+
+    if os.geteuid() != 0:
+        pytest.skip("sshd nodes in mount namespaces need root")
+    fleet = sshd.Fleet.make(tmp_path / "fleet")
+    try:
+        yield fleet
+    finally:
+        fleet.stop()
 
 
 # --- OpenStack on loopback ---------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import subprocess
+import tarfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -194,6 +195,70 @@ def test_submit_runs_the_job_with_executors_on_both_workers(cluster: VmCluster, 
     hosts = done.stdout.split("HOSTS ", 1)[1].splitlines()[0]
     assert "spark-vm-e2e-worker-001" in hosts and "spark-vm-e2e-worker-002" in hosts, hosts
     assert "driver log on the master: " in done.stderr
+
+
+NODES = ("spark-vm-e2e-master", "spark-vm-e2e-worker-001", "spark-vm-e2e-worker-002")
+
+
+def node_health(cluster: VmCluster) -> dict[str, dict[str, Any]]:
+    shown = json.loads(cluster.invoke("status", "--nodes", "--json").stdout)
+    return {n["name"]: n for n in shown["nodes"]}
+
+
+def test_status_nodes_and_diagnose_over_ssh_with_a_worker_stopped(
+    cluster: VmCluster, password: str, tmp_path: Path
+) -> None:
+    """Every node over ssh (the workers through the master, keys pinned from their consoles): the
+    system node's units, nginx and NFS, registration, shared tmp; a stopped Spark worker is DOWN and
+    not registered; diagnose has every node's files and no secret."""
+    started = time.monotonic()
+    nodes = node_health(cluster)
+    print(f"status --nodes took {time.monotonic() - started:.1f} s")
+    assert list(nodes) == list(NODES)
+    master = nodes[NODES[0]]
+    assert {"qemu", "spark-master", "jupyter", "nginx", "nfs-server"} <= set(master["services"]), master
+    for name in NODES[1:]:
+        worker = nodes[name]
+        assert worker["services"]["spark-worker"].startswith("running"), worker
+        assert worker["services"]["nfs-mount"] == "running", worker
+        assert worker["registered"].startswith("ALIVE, "), worker
+    assert all(n["healthy"] and n["tmp_free"].startswith("shared tmp: ") for n in nodes.values()), nodes
+
+    # ssh-config's entries reach a worker by its name, through the master.
+    config = cluster.root / "ssh_config"
+    config.write_text(cluster.invoke("ssh-config").stdout)
+    ssh = ["ssh", "-F", str(config), "-o", "BatchMode=yes", NODES[2]]
+    assert subprocess.run([*ssh, "hostname"], capture_output=True, text=True, check=True).stdout.strip() == NODES[2]
+
+    subprocess.run([*ssh, "sudo", "-n", "systemctl", "stop", "hgi-spark-worker"], check=True, capture_output=True)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            stopped = node_health(cluster)[NODES[2]]
+            if not stopped["registered"].startswith("ALIVE"):
+                break
+            time.sleep(5)
+        assert not stopped["healthy"] and not stopped["services"]["spark-worker"].startswith("running"), stopped
+        assert not stopped["registered"].startswith("ALIVE"), stopped
+        table = cluster.invoke("status", "--nodes").stdout
+        assert f"{NODES[2]}  DOWN: " in table, table
+
+        started = time.monotonic()
+        done = cluster.invoke("diagnose", "--dest", str(tmp_path))
+        print(f"diagnose took {time.monotonic() - started:.1f} s")
+    finally:
+        subprocess.run([*ssh, "sudo", "-n", "systemctl", "start", "hgi-spark-worker"], check=False)
+    with tarfile.open(done.stdout.strip().splitlines()[-1]) as tar:
+        texts = {m.name.split("/", 1)[1]: tar.extractfile(m).read().decode() for m in tar.getmembers() if m.isfile()}
+    for name in NODES:
+        for part in ("processes.txt", "cloud-init-output.log", "state.txt", "console.log", "node.env"):
+            assert f"nodes/{name}/{part}" in texts, (name, part, sorted(texts))
+        assert any(k.startswith(f"nodes/{name}/conf/spark/") for k in texts), name
+    assert "hgi-spark-master.service" in texts[f"nodes/{NODES[0]}/processes.txt"]
+    assert f"{NODES[2]}: DOWN" in texts["SUMMARY.txt"]
+    hashed = (cluster.folder / "secrets" / "jupyter-password.hash").read_text().strip()
+    for secret in (password, hashed):
+        assert all(secret not in text for text in texts.values())
 
 
 @pytest.mark.skipif(not LONG, reason="scaling under software emulation takes many minutes: HGI_VM_LONG=1")

@@ -85,7 +85,7 @@ def _application(entry: Mapping[str, Any]) -> Application:
 class Session:
     """A browser's session with the cluster's nginx: its cookie after the Jupyter login."""
 
-    def __init__(self, base_url: str, password: str, *, insecure_tls: bool = False) -> None:
+    def __init__(self, base_url: str, password: str, *, insecure_tls: bool = False, cafile: str = "") -> None:
         self.base = base_url.rstrip("/")
         self.password = password
         self.jar = CookieJar()
@@ -94,6 +94,14 @@ class Session:
             import ssl
 
             handlers.append(urllib.request.HTTPSHandler(context=ssl._create_unverified_context()))
+        elif cafile:
+            import ssl
+
+            # The deployment's own self-signed certificate, trusted alone; it names the master, not
+            # the floating IP the URL has, so only the certificate is checked, not the name.
+            context = ssl.create_default_context(cafile=cafile)
+            context.check_hostname = False
+            handlers.append(urllib.request.HTTPSHandler(context=context))
         self.opener = urllib.request.build_opener(*handlers)
 
     def _xsrf(self) -> str:
@@ -112,9 +120,9 @@ class Session:
             return json.loads(answer.read())
 
 
-def master_view(base_url: str, password: str, *, insecure_tls: bool = False) -> MasterView:
+def master_view(base_url: str, password: str, *, insecure_tls: bool = False, cafile: str = "") -> MasterView:
     """Ask the master through nginx; what cannot be read is said in ``problem``."""
-    session = Session(base_url, password, insecure_tls=insecure_tls)
+    session = Session(base_url, password, insecure_tls=insecure_tls, cafile=cafile)
     try:
         session.login()
         spark = session.json("/spark/json/")
@@ -175,6 +183,28 @@ def idleness(view: MasterView, up_since: datetime | None) -> Idle:
 
 
 # --- per-node health, as status --nodes shows it ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Process:
+    """One service of a node as ``run-node --status`` reports it."""
+
+    name: str
+    state: str  # running, dead (a stale pid file), stopped; on a system node also failed, starting ...
+    pid: int | None
+
+    def shown(self) -> str:
+        return f"{self.state} (pid {self.pid})" if self.pid else self.state
+
+
+def parse_status(text: str) -> list[Process]:
+    """The ``NAME running|dead|stopped PID`` lines of a local node's ``run-node --status``."""
+    found = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[1] in ("running", "dead", "stopped"):
+            found.append(Process(parts[0], parts[1], int(parts[2]) if parts[2].isdigit() else None))
+    return found
 
 
 @dataclass(frozen=True)
@@ -276,6 +306,11 @@ def registration(view: MasterView, webui: str) -> str:
     return "not registered with the master"
 
 
+def tmp_space(free: int, total: int) -> str:
+    """The shared tmp's free space as every kind shows it (bytes in, GiB out)."""
+    return f"shared tmp: {free / 2**30:.1f} GiB free of {total / 2**30:.1f}"
+
+
 def free_space(path: str) -> str:
     import shutil
 
@@ -283,4 +318,4 @@ def free_space(path: str) -> str:
         usage = shutil.disk_usage(path)
     except OSError as error:
         return f"shared tmp: {error.strerror}"
-    return f"shared tmp: {usage.free / 2**30:.1f} GiB free of {usage.total / 2**30:.1f}"
+    return tmp_space(usage.free, usage.total)

@@ -1,4 +1,4 @@
-"""The master of a cloud or VM cluster over ssh: its host key pinned, the ssh entry, submit.
+"""The nodes of a cloud or VM cluster over ssh: their host keys pinned, the ssh entries, submit.
 
 The host keys come from the master's console log, where cloud-init prints them between
 ``-----BEGIN SSH HOST KEY KEYS-----`` and ``-----END SSH HOST KEY KEYS-----`` at first boot
@@ -7,6 +7,9 @@ authenticated API (or the VM's serial console file), not over the network path s
 first use; so every ssh here says ``StrictHostKeyChecking yes`` against the known_hosts file
 pinned at the first ``up``, never ``no``. A console keeps only its last output (Nova: 100 KiB), so
 the keys are pinned once, when the node first reports ready, and kept.
+
+Workers have no public address: ssh reaches them through the master (``ProxyJump``), each under
+its server name with its own keys pinned from its own console, in the same known_hosts file.
 
 ``submit`` sends a local script on ssh's stdin to the master, where it runs as the application
 user in that user's login environment (``sudo --login --user=APP_USER``: /etc/profile.d gives it
@@ -25,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hgi_spark.core.errors import ConfigError, NotFoundError, RefusedError
+from hgi_spark.core.errors import ConfigError, HgiError, NotFoundError, RefusedError
 from hgi_spark.core.files import write_atomic
 
 BEGIN = "-----BEGIN SSH HOST KEY KEYS-----"
@@ -126,8 +129,12 @@ def render(spot: Target, known_hosts: Path, *, deployment: str) -> str:
 
 
 def write_known_hosts(path: Path, alias: str, keys: list[HostKey]) -> Path:
-    """Write the pinned keys atomically, 0600 in a 0700 folder (the deployment's secrets/)."""
-    text = "".join(key.known_hosts_line(alias) + "\n" for key in keys)
+    """Replace the keys of ``alias`` atomically (other nodes' stay), 0600 in a 0700 folder (secrets/)."""
+    try:
+        kept = [line for line in path.read_text(encoding="utf-8").splitlines() if line.split()[:1] != [alias]]
+    except OSError:
+        kept = []
+    text = "".join(line + "\n" for line in [*kept, *(key.known_hosts_line(alias) for key in keys)])
     return write_atomic(path, text, mode=0o600, folder_mode=0o700)
 
 
@@ -160,6 +167,86 @@ def entry(outputs: Mapping[str, Any], read_console: Callable[[str], str], known_
     """The ``Host`` entry for the master, its keys pinned (read from the console only the first time)."""
     spot = target(outputs)
     return render(spot, pin(outputs, read_console, known_hosts), deployment=deployment)
+
+
+# --- the workers, through the master ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Node:
+    """A node as the outputs name it: its server name (the ssh alias), role and private address."""
+
+    name: str
+    role: str
+    address: str
+
+
+def nodes(outputs: Mapping[str, Any]) -> list[Node]:
+    """The master, then every worker in order, from ``master_name``/``worker_names`` and their addresses."""
+    value = {k: (v or {}).get("value") for k, v in outputs.items() if isinstance(v, Mapping)}
+    master = str(value.get("master_name") or "")
+    if not master:
+        return []
+    found = [Node(master, "master", str(value.get("master_private_ip") or ""))]
+    addresses = list(value.get("worker_private_ips") or [])
+    for index, name in enumerate(value.get("worker_names") or []):
+        found.append(Node(str(name), "worker", str(addresses[index]) if index < len(addresses) else ""))
+    return found
+
+
+def render_worker(spot: Target, worker: Node, port: int, known_hosts: Path) -> str:
+    """A worker's ``Host`` entry: its private address reached through the master's entry (``ProxyJump``)."""
+    lines = [
+        f"# the worker {worker.name}, through the master; host key pinned from its console log",
+        f"Host {worker.name}",
+        f"    HostName {worker.address}",
+        f"    User {spot.user}",
+        f"    Port {port}",
+        f"    ProxyJump {spot.alias}",
+    ]
+    if spot.identity_file:
+        lines += [f"    IdentityFile {spot.identity_file}", "    IdentitiesOnly yes"]
+    lines += [
+        f"    HostKeyAlias {worker.name}",
+        f"    UserKnownHostsFile {known_hosts}",
+        "    StrictHostKeyChecking yes",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def pin_workers(
+    outputs: Mapping[str, Any], read_console: Callable[[str], str], known_hosts: Path, *, refresh: bool = False
+) -> dict[str, str]:
+    """Each worker's keys from its console, unless pinned already (``refresh``: whenever the console
+    shows them, as a re-created worker's does); returns why a worker has none pinned, by name."""
+    problems: dict[str, str] = {}
+    for worker in nodes(outputs)[1:]:
+        pinned = pinned_keys(known_hosts, worker.name)
+        if pinned and not refresh:
+            continue
+        try:
+            keys = host_keys(read_console(worker.name), server=worker.name)
+        except HgiError as error:
+            if not pinned:
+                problems[worker.name] = error.problem
+            continue
+        write_known_hosts(known_hosts, worker.name, keys)
+    return problems
+
+
+def worker_entries(
+    outputs: Mapping[str, Any], read_console: Callable[[str], str], known_hosts: Path, *, port: int
+) -> str:
+    """The workers' entries (after the master's), their keys pinned; a worker without keys yet is a comment."""
+    spot = target(outputs)
+    problems = pin_workers(outputs, read_console, known_hosts)
+    parts = []
+    for worker in nodes(outputs)[1:]:
+        if worker.name in problems:
+            parts.append(f"# {worker.name}: no host key pinned yet ({problems[worker.name]})\n")
+        else:
+            parts.append(render_worker(spot, worker, port, known_hosts))
+    return "".join("\n" + part for part in parts)
 
 
 # --- submit -----------------------------------------------------------------------------------------

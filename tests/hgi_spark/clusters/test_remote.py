@@ -25,8 +25,6 @@ import pytest
 from hgi_spark.clusters import remote as sshconfig
 from hgi_spark.core.errors import ConfigError, NotFoundError
 
-SSHD_CACHE = Path(os.environ.get("HGI_TEST_CACHE") or Path.home() / ".cache" / "hgi-spark-tests") / "sshd"
-
 
 def make_host_key(folder: Path, kind: str) -> tuple[Path, str]:
     """A host key pair made by ssh-keygen; returns the private key path and the public line."""
@@ -163,26 +161,6 @@ def test_no_identity_file_no_identity_lines(tmp_path: Path) -> None:
 # --- a real sshd on 127.0.0.1 proves the pin ----------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def sshd_binary() -> Path:
-    """Debian's sshd, unpacked (never installed: no service starts) into the shared test cache."""
-    sshd = SSHD_CACHE / "root" / "usr" / "sbin" / "sshd"
-    if not sshd.is_file():
-        if shutil.which("apt-get") is None:
-            pytest.fail("apt-get is needed to fetch Debian's openssh-server for this test")
-        downloads = SSHD_CACHE / "debs"
-        downloads.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            ["apt-get", "download", "-q", "openssh-server", "libwrap0"],
-            cwd=downloads,
-            check=True,
-            capture_output=True,
-        )
-        for deb in downloads.glob("*.deb"):
-            subprocess.run(["dpkg-deb", "-x", str(deb), str(SSHD_CACHE / "root")], check=True)
-    return sshd
-
-
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -207,7 +185,7 @@ def running_sshd(sshd_binary: Path) -> Iterator[tuple[int, str]]:
     binary = work / "sshd"
     shutil.copy2(sshd_binary, binary)
     libraries = work / "lib"
-    shutil.copytree(SSHD_CACHE / "root" / "usr" / "lib" / "x86_64-linux-gnu", libraries)
+    shutil.copytree(sshd_binary.parents[2] / "usr" / "lib" / "x86_64-linux-gnu", libraries)
     env = {**os.environ, "LD_LIBRARY_PATH": str(libraries)}
     log = (work / "sshd.log").open("w")
     process = subprocess.Popen(

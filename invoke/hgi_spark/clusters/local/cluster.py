@@ -101,15 +101,6 @@ def listening_pids(port: int) -> set[int]:
 
 
 @dataclass(frozen=True)
-class Process:
-    """One process of a node as run-node reports it."""
-
-    name: str
-    state: str  # running, dead (a stale pid file), stopped
-    pid: int | None
-
-
-@dataclass(frozen=True)
 class Node:
     """A node: its key ("master", "1", "2" ...), its run-node environment, whether the state has it."""
 
@@ -131,7 +122,7 @@ class Node:
     def state_dir(self) -> Path:
         return Path(self.env["STATE_DIR"])
 
-    def processes(self) -> list[Process]:
+    def processes(self) -> list[health.Process]:
         """``run-node --status``: the one place that knows a role's processes and checks their pids."""
         result = subprocess.run(
             ["bash", self.run_node, "--role", self.role, "--status"],
@@ -141,12 +132,7 @@ class Node:
             check=False,
             timeout=30,
         )
-        found = []
-        for line in result.stdout.splitlines():
-            parts = line.split()
-            if len(parts) == 3 and parts[1] in ("running", "dead", "stopped"):
-                found.append(Process(parts[0], parts[1], int(parts[2]) if parts[2].isdigit() else None))
-        return found
+        return health.parse_status(result.stdout)
 
     def alive(self) -> bool:
         found = self.processes()
@@ -344,7 +330,7 @@ class LocalCluster(Cluster):
         found = []
         ordered = sorted(known.values(), key=lambda n: (n.role != "master", n.key.zfill(4)))
         for node in [*ordered, *strays]:
-            services = {p.name: f"{p.state} (pid {p.pid})" if p.pid else p.state for p in node.processes()}
+            services = {p.name: p.shown() for p in node.processes()}
             registered = ""
             if node.role == "worker":
                 webui = f"http://{node.env.get('NODE_BIND_ADDRESS')}:{node.env.get('SPARK_WORKER_WEBUI_PORT')}"

@@ -15,7 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from hgi_spark.clusters import readiness, remote
+from hgi_spark.clusters import health, nodes, readiness, remote
 from hgi_spark.clusters.base import Cluster, Purpose, Rows
 from hgi_spark.clusters.openstack import preflight
 from hgi_spark.clusters.openstack.report import NOT_CHECKED, Check, Report, require_ok
@@ -217,6 +217,8 @@ class OpenStackCluster(Cluster):
             remote.pin(outputs, read, self.deployment.paths.known_hosts)
         except HgiError as error:
             self.say(f"note: the master's host keys are not pinned yet ({error.problem}); ssh-config will try again")
+        for name, problem in remote.pin_workers(outputs, read, self.deployment.paths.known_hosts, refresh=True).items():
+            self.say(f"note: {name}'s host keys are not pinned yet ({problem}); ssh-config will try again")
 
     # --- read-only ----------------------------------------------------------------------------
 
@@ -243,6 +245,33 @@ class OpenStackCluster(Cluster):
         for stray in self.strays(state):
             rows.append(("running, not in state", stray))
         return rows + self.output_rows()
+
+    def health(self, state: Mapping[str, Any] | None, outputs: Mapping[str, Any]) -> health.ClusterHealth:
+        """The master's view through nginx (https checked against the deployment's own certificate),
+        then every node over ssh: its services, the shared tmp (clusters/nodes.py)."""
+        url = str((outputs.get("jupyter_url") or {}).get("value") or "")
+        if not url:
+            return health.ClusterHealth([], health.MasterView(False, problem="the deployment is not up"))
+        certificate = self.certificate() if self.self_signed else None
+        password = secrets.JupyterSecret.of(self.deployment.paths).password_file
+        view = health.master_view(
+            url.split("/jupyter/")[0],
+            password.read_text(encoding="utf-8").strip() if password.is_file() else "",
+            cafile=str(certificate) if certificate and certificate.is_file() else "",
+        )
+        return health.ClusterHealth(
+            nodes.every_node(self.deployment, nodes.NodePaths.of(self.image), outputs, view, self._lazy_console()), view
+        )
+
+    def diagnose(self, state: Mapping[str, Any] | None, outputs: Mapping[str, Any], archive: Any) -> None:
+        """Every node's logs, configuration, cloud-init output and state over ssh (clusters/nodes.py)."""
+        nodes.diagnose_nodes(
+            self.deployment, nodes.NodePaths.of(self.image), outputs, archive, self._lazy_console(), self.say
+        )
+
+    def _lazy_console(self) -> Callable[[str], str]:
+        """A console reader that asks for credentials only when a key is really missing."""
+        return lambda name: self.console_reader()(name)
 
     def strays(self, state: Mapping[str, Any] | None) -> list[str]:
         """Resources carrying this deployment's tags or metadata that the state does not hold."""
@@ -286,7 +315,9 @@ class OpenStackCluster(Cluster):
         spot = remote.target(outputs)  # no master yet: say so before asking for credentials
         known_hosts = self.deployment.paths.known_hosts
         read = (lambda _name: "") if remote.pinned_keys(known_hosts, spot.alias) else self.console_reader()
-        return remote.entry(outputs, read, known_hosts, deployment=str(self.deployment.ref))
+        entry = remote.entry(outputs, read, known_hosts, deployment=str(self.deployment.ref))
+        port = int((self.deployment.settings.get("ports") or {}).get("ssh", 22))
+        return entry + remote.worker_entries(outputs, self._lazy_console(), known_hosts, port=port)
 
 
 def pinned_image(state: Mapping[str, Any] | None, image: Any) -> str:

@@ -14,11 +14,12 @@ import os
 import shutil
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from hgi_spark.clusters import health, readiness, remote
+from hgi_spark.clusters import health, nodes, readiness, remote
 from hgi_spark.clusters.base import Cluster, Purpose, Rows
 from hgi_spark.clusters.local.cluster import listening_pids, port_free
 from hgi_spark.core import secrets
@@ -214,6 +215,7 @@ class VmCluster(Cluster):
             lines, vm_ids(state), self.ready_record(), read, timeout_s=timeout, say=self.say, interval_s=5
         )
         remote.pin(outputs, read, self.deployment.paths.known_hosts, refresh=True)
+        remote.pin_workers(outputs, read, self.deployment.paths.known_hosts, refresh=True)
 
     def finish(self, purpose: Purpose, state: Mapping[str, Any] | None) -> None:
         if purpose == "destroy":
@@ -260,6 +262,8 @@ class VmCluster(Cluster):
         return found
 
     def health(self, state: Mapping[str, Any] | None, outputs: Mapping[str, Any]) -> health.ClusterHealth:
+        """Each VM's qemu, the master's view through the forwarded http port, then every node over ssh
+        (its services, the shared tmp: clusters/nodes.py)."""
         url = str((outputs.get("jupyter_url") or {}).get("value") or "")
         password_file = secrets.JupyterSecret.of(self.deployment.paths).password_file
         password = password_file.read_text().strip() if password_file.is_file() else ""
@@ -268,21 +272,29 @@ class VmCluster(Cluster):
             if url
             else health.MasterView(False, problem="the deployment is not up")
         )
-        found = []
-        vms = vms_in_state(state)
-        for key in sorted(vms, key=lambda k: (k != "master", k.zfill(4))):
-            vm = vms[key]
+        qemu = {}
+        for key, vm in vms_in_state(state).items():
             status, pid = self.vm_status(vm)
-            name = str(vm["env"].get("VM_NAME", key))
-            role = "master" if key == "master" else "worker"
-            registered = ""
-            if role == "worker":
-                address = str(vm["env"].get("VM_ADDRESS", "")).split("/")[0]
-                port = (self.deployment.settings.get("ports") or {}).get("spark_worker_ui")
-                registered = health.registration(view, f"http://{address}:{port}")
-            services = {"qemu": f"{status} (pid {pid})" if pid != "-" else status}
-            found.append(health.NodeHealth(name, role, status == "running", services, registered, "", ""))
+            qemu[str(vm["env"].get("VM_NAME", key))] = f"{status} (pid {pid})" if pid != "-" else status
+        found = []
+        for node in nodes.every_node(
+            self.deployment, nodes.NodePaths.of(self.image), outputs, view, self.console_reader(outputs)
+        ):
+            if node.name in qemu and node.reachable:
+                node = replace(node, services={"qemu": qemu[node.name], **node.services})
+            elif node.name in qemu:
+                node = replace(node, detail=f"{node.detail} (qemu {qemu[node.name]})")
+            found.append(node)
         return health.ClusterHealth(found, view)
+
+    def diagnose(self, state: Mapping[str, Any] | None, outputs: Mapping[str, Any], archive: Any) -> None:
+        """Every node's logs, configuration, cloud-init output and state over ssh (clusters/nodes.py);
+        each VM's serial console from this machine."""
+        nodes.diagnose_nodes(
+            self.deployment, nodes.NodePaths.of(self.image), outputs, archive, self.console_reader(outputs), self.say
+        )
+        for name, path in ((outputs.get("console_logs") or {}).get("value") or {}).items():
+            archive.add_file(f"nodes/{name}/console.log", Path(path))
 
     # --- acting on the cluster ------------------------------------------------------------------
 
@@ -292,12 +304,10 @@ class VmCluster(Cluster):
         return remote.submit(outputs, self.deployment.paths.known_hosts, self.app_user, script, args)
 
     def ssh_config(self, outputs: Mapping[str, Any]) -> str:
-        return remote.entry(
-            outputs,
-            self.console_reader(outputs),
-            self.deployment.paths.known_hosts,
-            deployment=str(self.deployment.ref),
-        )
+        read, known_hosts = self.console_reader(outputs), self.deployment.paths.known_hosts
+        entry = remote.entry(outputs, read, known_hosts, deployment=str(self.deployment.ref))
+        port = int((self.deployment.settings.get("ports") or {}).get("ssh", 22))
+        return entry + remote.worker_entries(outputs, read, known_hosts, port=port)
 
     def up_since(self, state: Mapping[str, Any] | None) -> datetime | None:
         path = self.ready_record().path
