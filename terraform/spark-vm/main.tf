@@ -85,6 +85,8 @@ module "cluster" {
   worker_addresses         = local.worker_addresses
   subnet_cidr              = var.subnet_cidr
   jupyter_password_hash    = var.jupyter_password_hash
+  tls_certificate_pem      = var.tls == null ? "" : file(pathexpand(var.tls.certificate_file))
+  tls_private_key_pem      = var.tls == null ? "" : file(pathexpand(var.tls.key_file))
   tmp_volume_id            = local.tmp_volume_id
 }
 

@@ -3,6 +3,8 @@
 
 locals {
   public_address = "127.0.0.1"
+  # nginx's https port inside the master, forwarded to this machine's loopback; http redirects there.
+  site = var.tls == null ? "http://${local.public_address}:${var.forwarded_ports.http}" : "https://${local.public_address}:${var.forwarded_ports.https}"
   # ~/.ssh/id_ed25519.pub -> ~/.ssh/id_ed25519, the private key beside it.
   identity_file = endswith(var.ssh_public_key_file, ".pub") ? trimsuffix(var.ssh_public_key_file, ".pub") : ""
 }
@@ -33,13 +35,18 @@ output "worker_private_ips" {
 }
 
 output "jupyter_url" {
-  description = "JupyterLab, behind nginx on the master, through the forwarded http port (password: `password` task or `outputs --show-secrets`)."
-  value       = "http://${local.public_address}:${var.forwarded_ports.http}/jupyter/"
+  description = "JupyterLab, behind nginx on the master, through the forwarded https port (password: `password` task or `outputs --show-secrets`)."
+  value       = "${local.site}/jupyter/"
+
+  precondition {
+    condition     = var.tls != null || var.plain_http
+    error_message = "No TLS certificate and plain_http is false: give tls (or leave it null for the wrapper's self-signed one), or set plain_http: true on purpose."
+  }
 }
 
 output "spark_ui_url" {
-  description = "The Spark master's web UI, behind nginx on the master, through the forwarded http port."
-  value       = "http://${local.public_address}:${var.forwarded_ports.http}/spark/"
+  description = "The Spark master's web UI, behind nginx on the master, through the forwarded https port."
+  value       = "${local.site}/spark/"
 }
 
 output "ssh_command" {

@@ -342,3 +342,23 @@ variable "stop_grace_s" {
     error_message = "stop_grace_s must be a whole number of seconds from 0 to 600."
   }
 }
+
+variable "tls" {
+  description = "TLS for nginx on the master, as on OpenStack: paths on this machine of a PEM certificate (chain) and its private key. null in the YAML: the wrapper makes a self-signed certificate once per deployment (secrets/, 0600) and sets this to it; plain http only with plain_http: true."
+  type = object({
+    certificate_file = string
+    key_file         = string
+  })
+
+  validation {
+    # `||` does not short-circuit in terraform: the file checks are guarded by the conditional.
+    condition     = var.tls == null ? true : try(fileexists(pathexpand(var.tls.certificate_file)) && fileexists(pathexpand(var.tls.key_file)), false)
+    error_message = "tls.certificate_file and tls.key_file must be existing files (or set tls: null)."
+  }
+}
+
+variable "plain_http" {
+  description = "Serve plain http instead of https: only when set to true on purpose; every plan warns about it."
+  type        = bool
+  nullable    = false
+}

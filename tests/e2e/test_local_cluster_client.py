@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import shutil
@@ -266,14 +267,14 @@ CHROMIUM_FLAGS = (
 
 
 @contextmanager
-def chromium() -> Iterator[websocket.WebSocket]:
+def chromium(*flags: str) -> Iterator[websocket.WebSocket]:
     """Debian's headless Chromium with a fresh profile; yields a DevTools connection to its page."""
     binary = shutil.which("chromium")
     if binary is None:
         raise AssertionError("chromium not found: tests/run installs it (apt-get install chromium)")
     profile = Path(tempfile.mkdtemp(prefix="hgi-chromium-"))
     process = subprocess.Popen(
-        [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
+        [binary, *CHROMIUM_FLAGS, *flags, f"--user-data-dir={profile}", "about:blank"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -336,9 +337,24 @@ class DevTools:
             time.sleep(0.25)
 
 
-def login_and_screenshot(jupyter_url: str, password: str, png: Path) -> str:
-    """Open Jupyter, log in through its form, wait for JupyterLab, save a PNG; returns the final URL."""
-    with chromium() as connection:
+def spki_pin(certificate: Path) -> str:
+    """The base64 SHA-256 of a certificate's public key: what Chromium is told to trust, and nothing else."""
+    public = subprocess.run(
+        ["openssl", "x509", "-pubkey", "-noout", "-in", str(certificate)], capture_output=True, check=True
+    ).stdout
+    der = subprocess.run(
+        ["openssl", "pkey", "-pubin", "-outform", "der"], input=public, capture_output=True, check=True
+    ).stdout
+    return base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+
+def login_and_screenshot(jupyter_url: str, password: str, png: Path, *, certificate: Path | None = None) -> str:
+    """Open Jupyter, log in through its form, wait for JupyterLab, save a PNG; returns the final URL.
+
+    ``certificate``: a self-signed one the browser trusts by its key alone, as a user who compared
+    its fingerprint would (any other certificate is still refused)."""
+    flags = [f"--ignore-certificate-errors-spki-list={spki_pin(certificate)}"] if certificate else []
+    with chromium(*flags) as connection:
         tools = DevTools(connection)
         tools.call("Page.enable")
         tools.call("Page.navigate", url=jupyter_url)

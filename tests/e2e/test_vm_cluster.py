@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import ssl
 import subprocess
 import tarfile
 import time
@@ -30,6 +31,9 @@ import pytest
 import requests
 import yaml
 from test_local_cluster_client import REPO, Jupyter, login_and_screenshot, readme_job
+
+from hgi_spark.core import config, secrets
+from hgi_spark.core.layout import Repository
 
 LONG = os.environ.get("HGI_VM_LONG", "") not in ("", "0")
 WANTED = LONG or os.environ.get("HGI_VM_E2E", "") not in ("", "0")
@@ -60,6 +64,11 @@ class VmCluster:
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "e2e", "-f", str(key)], check=True)
         self.key = key
         self.define(workers=2)
+
+    @property
+    def certificate(self) -> Path:
+        """The deployment's self-signed certificate (made by the first plan)."""
+        return secrets.TlsFiles.of(config.load_deployment(self.name, Repository(self.root)).paths).certificate_file
 
     def define(self, workers: int) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -151,22 +160,32 @@ def password(cluster: VmCluster) -> str:
 def test_up_prints_the_jupyter_url_and_the_ssh_entry(cluster: VmCluster) -> None:
     text = cluster.up.stdout  # type: ignore[attr-defined]
     print(f"up took {cluster.up_seconds:.0f} s")  # type: ignore[attr-defined]
-    assert f"http://127.0.0.1:{FORWARDED['http']}/jupyter/" in text
+    assert f"https://127.0.0.1:{FORWARDED['https']}/jupyter/" in text
+    assert f"SHA-256 {secrets.fingerprint(cluster.certificate)}" in text
     assert f"ssh -p {FORWARDED['ssh']}" in text
     assert set(cluster.qemu_pids()) == {"master", "worker-1", "worker-2"}
     status = cluster.invoke("status").stdout
     assert "accelerator" in status and len(re.findall(r" qemu +running \(pid ", status)) == 3, status
 
 
-def test_every_page_is_behind_the_login_and_jupyterlab_opens(cluster: VmCluster, password: str) -> None:
-    site = f"http://127.0.0.1:{FORWARDED['http']}"
+def test_every_page_is_behind_the_login_over_https_and_jupyterlab_opens(cluster: VmCluster, password: str) -> None:
+    """https with the deployment's own certificate, the one whose fingerprint `outputs` prints: the
+    client trusts that certificate alone (pinned), as a user who compared the fingerprint would."""
+    site = f"https://127.0.0.1:{FORWARDED['https']}"
+    served = ssl.get_server_certificate(("127.0.0.1", FORWARDED["https"]), timeout=30)
+    assert ssl.PEM_cert_to_DER_cert(served) == ssl.PEM_cert_to_DER_cert(cluster.certificate.read_text())
+    plain = requests.get(f"http://127.0.0.1:{FORWARDED['http']}/jupyter/", allow_redirects=False, timeout=30)
+    assert plain.status_code == 301 and plain.headers["Location"].startswith("https://"), plain.headers
     for page in ("/spark/", "/jupyter/api/kernels"):
-        answer = requests.get(site + page, allow_redirects=False, timeout=30)
+        answer = requests.get(site + page, allow_redirects=False, timeout=30, verify=False)  # pinned above
         assert answer.status_code in (302, 403), page
     jupyter = Jupyter(site + "/jupyter/")
+    jupyter.http.verify = False  # the same certificate, pinned above
     assert jupyter.login(password) == 302
     assert "Spark Master at spark://" in jupyter.http.get(site + "/spark/", timeout=30).text
-    final = login_and_screenshot(site + "/jupyter/", password, ARTIFACTS / "vm-jupyterlab.png")
+    final = login_and_screenshot(
+        site + "/jupyter/", password, ARTIFACTS / "vm-jupyterlab.png", certificate=cluster.certificate
+    )
     assert "/jupyter/lab" in final
 
 

@@ -85,16 +85,12 @@ def _application(entry: Mapping[str, Any]) -> Application:
 class Session:
     """A browser's session with the cluster's nginx: its cookie after the Jupyter login."""
 
-    def __init__(self, base_url: str, password: str, *, insecure_tls: bool = False, cafile: str = "") -> None:
+    def __init__(self, base_url: str, password: str, *, cafile: str = "") -> None:
         self.base = base_url.rstrip("/")
         self.password = password
         self.jar = CookieJar()
         handlers: list[Any] = [urllib.request.HTTPCookieProcessor(self.jar)]
-        if insecure_tls:
-            import ssl
-
-            handlers.append(urllib.request.HTTPSHandler(context=ssl._create_unverified_context()))
-        elif cafile:
+        if cafile:
             import ssl
 
             # The deployment's own self-signed certificate, trusted alone; it names the master, not
@@ -120,9 +116,9 @@ class Session:
             return json.loads(answer.read())
 
 
-def master_view(base_url: str, password: str, *, insecure_tls: bool = False, cafile: str = "") -> MasterView:
+def master_view(base_url: str, password: str, *, cafile: str = "") -> MasterView:
     """Ask the master through nginx; what cannot be read is said in ``problem``."""
-    session = Session(base_url, password, insecure_tls=insecure_tls, cafile=cafile)
+    session = Session(base_url, password, cafile=cafile)
     try:
         session.login()
         spark = session.json("/spark/json/")

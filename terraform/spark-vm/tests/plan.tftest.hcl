@@ -36,6 +36,8 @@ variables {
   sizing                   = {}
   spark                    = { worker_cleanup_interval_s = 1800, worker_appdata_ttl_s = 86400 }
   ready_timeout_s          = 1200
+  tls                      = null
+  plain_http               = true
 }
 
 run "one_master_one_vm_per_worker_static_addresses" {
@@ -446,4 +448,27 @@ run "rejects_a_bad_ssh_user" {
     ssh_user = "Debian"
   }
   expect_failures = [var.ssh_user]
+}
+
+run "https_through_the_forwarded_port_with_a_certificate" {
+  command = plan
+  variables {
+    # Placeholder PEM blocks (no key at all): a plan only reads them into the master's user-data.
+    tls        = { certificate_file = "tests/fixtures/placeholder-cert.pem", key_file = "tests/fixtures/placeholder-key.pem" }
+    plain_http = false
+  }
+
+  assert {
+    condition     = output.jupyter_url == "https://127.0.0.1:8443/jupyter/" && output.spark_ui_url == "https://127.0.0.1:8443/spark/"
+    error_message = "with a certificate the URLs are https on the forwarded https port"
+  }
+}
+
+run "plain_http_only_on_purpose" {
+  command = plan
+  variables {
+    tls        = null
+    plain_http = false
+  }
+  expect_failures = [output.jupyter_url]
 }

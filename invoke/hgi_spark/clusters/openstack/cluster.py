@@ -12,10 +12,9 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
-from hgi_spark.clusters import health, nodes, readiness, remote
+from hgi_spark.clusters import health, nodes, readiness, remote, tls
 from hgi_spark.clusters.base import Cluster, Purpose, Rows
 from hgi_spark.clusters.openstack import preflight
 from hgi_spark.clusters.openstack.report import NOT_CHECKED, Check, Report, require_ok
@@ -89,9 +88,7 @@ class OpenStackCluster(Cluster):
         definition, so a rebuilt image of that name never reaches them by accident."""
         secret = secrets.JupyterSecret.of(self.deployment.paths)
         hashed = secret.hash_file.read_text(encoding="utf-8").strip() if secret.hash_file.is_file() else ""
-        extra: dict[str, Any] = {"jupyter_password_hash": hashed}
-        if self.self_signed:
-            extra["tls"] = secrets.TlsFiles.of(self.deployment.paths).as_variable()
+        extra: dict[str, Any] = {"jupyter_password_hash": hashed, **tls.tfvars(self.deployment)}
         if not self.deployment.settings.get("image_id"):  # an explicit image_id: in the YAML wins
             extra["image_id"] = pinned_image(state, self.deployment.image)
         return extra
@@ -102,8 +99,7 @@ class OpenStackCluster(Cluster):
             self.say("pre-flight: not needed for a destroy plan (it adds nothing to the cloud)")
             return
         self.check_volume_change(state)
-        if self.deployment.settings.get("plain_http"):
-            self.say("WARNING: plain_http: true: the Jupyter password and every page cross the network unencrypted")
+        tls.warn(self.deployment, self.say)
         if skip_asked(skip):
             self.say(
                 f"WARNING: pre-flight checks of {self.deployment.ref} SKIPPED (--skip-preflight or {SKIP_ENV}): "
@@ -147,33 +143,10 @@ class OpenStackCluster(Cluster):
         if purpose == "destroy":
             return
         secrets.ensure_jupyter_password(self.deployment.paths)
-        if self.self_signed:
-            secrets.ensure_self_signed(self.deployment.paths, f"{self.deployment.ref.slug}-master")
-
-    # --- TLS --------------------------------------------------------------------------------
-
-    @property
-    def self_signed(self) -> bool:
-        """https with the deployment's own self-signed certificate: no tls: in the YAML, and no plain_http."""
-        settings = self.deployment.settings
-        return not settings.get("plain_http") and not settings.get("tls")
-
-    def certificate(self) -> Path | None:
-        settings = self.deployment.settings
-        if settings.get("plain_http"):
-            return None
-        if settings.get("tls"):
-            return Path(str(settings["tls"]["certificate_file"])).expanduser()
-        return secrets.TlsFiles.of(self.deployment.paths).certificate_file
+        tls.prepare(self.deployment)
 
     def output_rows(self) -> Rows:
-        """The certificate's fingerprint, to check against what the browser shows."""
-        certificate = self.certificate()
-        if certificate is None:
-            return [("tls", "none: plain http (plain_http: true)")]
-        if not certificate.is_file():
-            return [("tls", f"no certificate yet ({certificate})")]
-        return [("tls certificate", f"SHA-256 {secrets.fingerprint(certificate)}")]
+        return tls.rows(self.deployment)
 
     def check_plan(self, purpose: Purpose, plan: Mapping[str, Any]) -> None:
         """Security groups and rules the plan creates, against Neutron's quota (only when checked)."""
@@ -252,12 +225,11 @@ class OpenStackCluster(Cluster):
         url = str((outputs.get("jupyter_url") or {}).get("value") or "")
         if not url:
             return health.ClusterHealth([], health.MasterView(False, problem="the deployment is not up"))
-        certificate = self.certificate() if self.self_signed else None
         password = secrets.JupyterSecret.of(self.deployment.paths).password_file
         view = health.master_view(
             url.split("/jupyter/")[0],
             password.read_text(encoding="utf-8").strip() if password.is_file() else "",
-            cafile=str(certificate) if certificate and certificate.is_file() else "",
+            cafile=tls.pinned(self.deployment),
         )
         return health.ClusterHealth(
             nodes.every_node(self.deployment, nodes.NodePaths.of(self.image), outputs, view, self._lazy_console()), view

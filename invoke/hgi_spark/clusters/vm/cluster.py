@@ -19,11 +19,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from hgi_spark.clusters import health, nodes, readiness, remote
+from hgi_spark.clusters import health, nodes, readiness, remote, tls
 from hgi_spark.clusters.base import Cluster, Purpose, Rows
 from hgi_spark.clusters.local.cluster import listening_pids, port_free
 from hgi_spark.core import secrets
-from hgi_spark.core.errors import ConfigError, NotFoundError, RefusedError, ToolError
+from hgi_spark.core.errors import NotFoundError, RefusedError, ToolError
 
 TOOLS = {
     "qemu-system-x86_64": "apt-get install qemu-system-x86",
@@ -84,20 +84,10 @@ class VmCluster(Cluster):
     def scripts(self) -> Path:
         return self.deployment.paths.root_module / "scripts"
 
-    def _image(self) -> Any:
-        if self.deployment.image is None:
-            raise ConfigError(
-                "a VM cluster needs 'image: NAME/VERSION'",
-                file=self.deployment.paths.definition,
-                key="image",
-                fix="set image: hail-base/1.0.0 (deployments/spark-vm/defaults.yml does)",
-            )
-        return self.deployment.image
-
     def image_path(self) -> Path:
         from hgi_spark.images import qemu
 
-        return qemu.image_path(self._image())
+        return qemu.image_path(self.image)
 
     # --- this machine -------------------------------------------------------------------------
 
@@ -121,6 +111,7 @@ class VmCluster(Cluster):
             "accelerator": self.accelerator(),
             "jupyter_password_hash": self._password_hash(),
             "generations": self.generations(state),
+            **tls.tfvars(self.deployment),
         }
 
     def vm_status(self, vm: Mapping[str, Any], env_file: Path | None = None) -> tuple[str, str]:
@@ -164,8 +155,8 @@ class VmCluster(Cluster):
         image = self.image_path()
         if not image.is_file():
             raise NotFoundError(
-                f"no local image {image.name} for {self._image().ref}",
-                fix=f"build it first: {self._image().ref.command('build --target qemu')}",
+                f"no local image {image.name} for {self.image.ref}",
+                fix=f"build it first: {self.image.ref.command('build --target qemu')}",
             )
         if skip:
             self.say(f"WARNING: checks of {self.deployment.ref} SKIPPED (--skip-preflight): tools and ports unchecked")
@@ -195,6 +186,10 @@ class VmCluster(Cluster):
     def prepare(self, purpose: Purpose) -> None:
         if purpose != "destroy":
             secrets.ensure_jupyter_password(self.deployment.paths)
+            tls.prepare(self.deployment)
+
+    def output_rows(self) -> Rows:
+        return tls.rows(self.deployment)
 
     # --- after an apply -----------------------------------------------------------------------
 
@@ -268,7 +263,7 @@ class VmCluster(Cluster):
         password_file = secrets.JupyterSecret.of(self.deployment.paths).password_file
         password = password_file.read_text().strip() if password_file.is_file() else ""
         view = (
-            health.master_view(url.split("/jupyter/")[0], password, insecure_tls=True)
+            health.master_view(url.split("/jupyter/")[0], password, cafile=tls.pinned(self.deployment))
             if url
             else health.MasterView(False, problem="the deployment is not up")
         )
