@@ -147,12 +147,6 @@ def render_cluster(tmp_path: Path, terraform_binary: str) -> Iterator[Renderer]:
             "ready_timeout_s", "internal_ephemeral_ports",
         }  # fmt: skip
         values = {k: v for k, v in tfvars.items() if k in wanted}
-        # What terraform/spark's locals make of the image definition for the cluster module.
-        image = tfvars["image"]
-        values["app_user"] = image["app_user"]["name"]
-        layout = image["layout"]
-        values["node_paths"] = {key: layout[key] for key in ("hail_home", "hail_venv", "hail_tmp_dir", "state_dir")}
-        values["node_paths"] |= {"etc_dir": layout["etc_dir"], "notebook_dir": image["app_user"]["home"]}
         values.update(CLOUD_FACTS)
         values["workers"] = workers
         values["worker_addresses"] = [f"10.42.{1 + i // 250}.{1 + i % 250}" for i in range(workers)]

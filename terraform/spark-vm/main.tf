@@ -49,20 +49,6 @@ locals {
   public_keys = trimspace(file(pathexpand(var.ssh_public_key_file)))
 }
 
-# Where things are on a node and who runs them: the image definition's (images/NAME/defaults.yml
-# app_user: and layout:), their one home; install-node put them there.
-locals {
-  app_user = var.image.app_user.name
-  node_paths = {
-    hail_home    = var.image.layout.hail_home
-    hail_venv    = var.image.layout.hail_venv
-    hail_tmp_dir = var.image.layout.hail_tmp_dir
-    state_dir    = var.image.layout.state_dir
-    etc_dir      = var.image.layout.etc_dir
-    notebook_dir = var.image.app_user.home
-  }
-}
-
 # --- the pure part: the same module as terraform/spark -------------------------------------------
 
 module "cluster" {
@@ -72,14 +58,12 @@ module "cluster" {
   deployment_owner         = var.deployment_owner
   image                    = var.image
   workers                  = var.workers
-  app_user                 = local.app_user
   ports                    = var.ports
   internal_ephemeral_ports = var.internal_ephemeral_ports
   master_flavor            = { vcpus = var.master_flavor.vcpus, ram_mb = var.master_flavor.memory_mb }
   worker_flavor            = { vcpus = var.worker_flavor.vcpus, ram_mb = var.worker_flavor.memory_mb }
   sizing                   = var.sizing
   spark                    = var.spark
-  node_paths               = local.node_paths
   ready_timeout_s          = var.ready_timeout_s
   master_address           = local.master_address
   worker_addresses         = local.worker_addresses

@@ -38,20 +38,6 @@ data "openstack_networking_subnet_v2" "existing" {
   ip_version = 4
 }
 
-# Where things are on a node and who runs them: the image definition's (images/NAME/defaults.yml
-# app_user: and layout:), their one home; install-node put them there.
-locals {
-  app_user = var.image.app_user.name
-  node_paths = {
-    hail_home    = var.image.layout.hail_home
-    hail_venv    = var.image.layout.hail_venv
-    hail_tmp_dir = var.image.layout.hail_tmp_dir
-    state_dir    = var.image.layout.state_dir
-    etc_dir      = var.image.layout.etc_dir
-    notebook_dir = var.image.app_user.home
-  }
-}
-
 # --- the pure part ---------------------------------------------------------------------------------
 
 module "cluster" {
@@ -61,14 +47,12 @@ module "cluster" {
   deployment_owner         = var.deployment_owner
   image                    = var.image
   workers                  = var.workers
-  app_user                 = local.app_user
   ports                    = var.ports
   internal_ephemeral_ports = var.internal_ephemeral_ports
   master_flavor            = { vcpus = data.openstack_compute_flavor_v2.master.vcpus, ram_mb = data.openstack_compute_flavor_v2.master.ram }
   worker_flavor            = { vcpus = data.openstack_compute_flavor_v2.worker.vcpus, ram_mb = data.openstack_compute_flavor_v2.worker.ram }
   sizing                   = var.sizing
   spark                    = var.spark
-  node_paths               = local.node_paths
   ready_timeout_s          = var.ready_timeout_s
   master_address           = openstack_networking_port_v2.master.all_fixed_ips[0]
   worker_addresses         = [for port in openstack_networking_port_v2.worker : port.all_fixed_ips[0]]

@@ -2,6 +2,19 @@
 # (../../../modules/spark-node renders it, the contract of its README) and its user-data. Workers
 # are a count, so 100 workers are one line of input.
 
+# Who runs things on a node and where they are: the image definition's (install-node put them there).
+locals {
+  app_user = var.image.app_user.name
+  node_paths = {
+    hail_home    = var.image.layout.hail_home
+    hail_venv    = var.image.layout.hail_venv
+    hail_tmp_dir = var.image.layout.hail_tmp_dir
+    state_dir    = var.image.layout.state_dir
+    etc_dir      = var.image.layout.etc_dir
+    notebook_dir = var.image.app_user.home
+  }
+}
+
 module "names" {
   source = "../../../modules/naming"
 
@@ -78,12 +91,12 @@ module "master_node" {
   role                       = "master"
   mode                       = "system"
   node_name                  = module.names.master_name
-  state_dir                  = var.node_paths.state_dir
-  app_user                   = var.app_user
-  hail_home                  = var.node_paths.hail_home
-  hail_venv                  = var.node_paths.hail_venv
-  hail_tmp_dir               = var.node_paths.hail_tmp_dir
-  notebook_dir               = var.node_paths.notebook_dir
+  state_dir                  = local.node_paths.state_dir
+  app_user                   = local.app_user
+  hail_home                  = local.node_paths.hail_home
+  hail_venv                  = local.node_paths.hail_venv
+  hail_tmp_dir               = local.node_paths.hail_tmp_dir
+  notebook_dir               = local.node_paths.notebook_dir
   bind_address               = var.master_address
   master_host                = var.master_address
   http_listen_address        = "*" # every interface; the security group decides who reaches it
@@ -92,10 +105,10 @@ module "master_node" {
   tmp_device                 = local.tmp_device
   sizing                     = local.sizing
   worker_cleanup             = local.worker_cleanup
-  jupyter_password_hash_file = "${var.node_paths.etc_dir}/jupyter-password.hash"
+  jupyter_password_hash_file = "${local.node_paths.etc_dir}/jupyter-password.hash"
   tls = local.with_tls ? {
-    cert_file = "${var.node_paths.etc_dir}/tls/cert.pem"
-    key_file  = "${var.node_paths.etc_dir}/tls/key.pem"
+    cert_file = "${local.node_paths.etc_dir}/tls/cert.pem"
+    key_file  = "${local.node_paths.etc_dir}/tls/key.pem"
   } : null
   ready_timeout_s = var.ready_timeout_s
 }
@@ -107,12 +120,12 @@ module "worker_node" {
   role            = "worker"
   mode            = "system"
   node_name       = module.names.worker_names[count.index]
-  state_dir       = var.node_paths.state_dir
-  app_user        = var.app_user
-  hail_home       = var.node_paths.hail_home
-  hail_venv       = var.node_paths.hail_venv
-  hail_tmp_dir    = var.node_paths.hail_tmp_dir
-  notebook_dir    = var.node_paths.notebook_dir
+  state_dir       = local.node_paths.state_dir
+  app_user        = local.app_user
+  hail_home       = local.node_paths.hail_home
+  hail_venv       = local.node_paths.hail_venv
+  hail_tmp_dir    = local.node_paths.hail_tmp_dir
+  notebook_dir    = local.node_paths.notebook_dir
   bind_address    = try(var.worker_addresses[count.index], "")
   master_host     = var.master_address
   ports           = var.ports
@@ -127,7 +140,7 @@ locals {
 
   tmp_volume = var.tmp_volume_id == "" ? null : {
     device      = local.tmp_device
-    mount_point = var.node_paths.hail_tmp_dir
+    mount_point = local.node_paths.hail_tmp_dir
     label       = "hgi-spark-tmp"
     filesystem  = "ext4"
   }
@@ -138,7 +151,7 @@ module "master_user_data" {
 
   role                  = "master"
   node_env              = local.master_env
-  env_file              = "${var.node_paths.etc_dir}/node.env"
+  env_file              = "${local.node_paths.etc_dir}/node.env"
   jupyter_password_hash = var.jupyter_password_hash
   tls_certificate_pem   = var.tls_certificate_pem
   tls_private_key_pem   = var.tls_private_key_pem
@@ -151,7 +164,7 @@ module "worker_user_data" {
 
   role     = "worker"
   node_env = local.worker_envs[count.index]
-  env_file = "${var.node_paths.etc_dir}/node.env"
+  env_file = "${local.node_paths.etc_dir}/node.env"
 }
 
 # --- what the security groups open between cluster members ------------------------------------------

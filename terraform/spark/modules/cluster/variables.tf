@@ -13,12 +13,21 @@ variable "deployment_owner" {
 }
 
 variable "image" {
-  description = "The image definition the nodes boot: name, version, glance_name and its software versions."
+  description = "The image definition the nodes boot: name, version, glance_name, its software versions, and the nodes' application user and layout (app_user: and layout: of images/NAME/defaults.yml; the root modules check them)."
   type = object({
     name        = string
     version     = string
     glance_name = string
     software    = map(string)
+    app_user    = object({ name = string, uid = number, gid = number, home = string })
+    layout = object({
+      hail_home        = string
+      hail_venv        = string
+      hail_tmp_dir     = string
+      node_scripts_dir = string
+      etc_dir          = string
+      state_dir        = string
+    })
   })
   nullable = false
 }
@@ -32,12 +41,6 @@ variable "workers" {
     condition     = var.workers == floor(var.workers) && var.workers >= 0 && var.workers <= 999
     error_message = "workers must be a whole number from 0 to 999 (worker names have three digits)."
   }
-}
-
-variable "app_user" {
-  description = "The application user on every node."
-  type        = string
-  nullable    = false
 }
 
 variable "ports" {
@@ -95,19 +98,6 @@ variable "spark" {
   type = object({
     worker_cleanup_interval_s = number
     worker_appdata_ttl_s      = number
-  })
-  nullable = false
-}
-
-variable "node_paths" {
-  description = "Where things are on the image (install-node, invoke/hgi_spark/provisioning.py) and where the node scripts keep their state."
-  type = object({
-    hail_home    = string
-    hail_venv    = string
-    hail_tmp_dir = string
-    state_dir    = string
-    notebook_dir = string
-    etc_dir      = string
   })
   nullable = false
 }

@@ -9,9 +9,13 @@ variables {
     version     = "1.0.0"
     glance_name = "hail-base-1.0.0"
     software    = { java = "17", python = "3.11", hail = "0.2.139", pyspark = "3.5.9", jupyterlab = "4.5.11" }
+    app_user    = { name = "hgi", uid = 2000, gid = 2000, home = "/home/hgi" }
+    layout = {
+      hail_home        = "/opt/hail", hail_venv = "/opt/hail/venv", hail_tmp_dir = "/opt/hail/tmp",
+      node_scripts_dir = "/opt/hgi-spark/node", etc_dir = "/etc/hgi-spark", state_dir = "/var/lib/hgi-spark"
+    }
   }
-  workers  = 3
-  app_user = "hgi"
+  workers = 3
   ports = {
     ssh                = 22, http = 80, https = 443, spark_master = 7077, spark_master_ui = 8080, spark_worker_ui = 8081,
     spark_app_ui_first = 4040, spark_app_ui_last = 4050, spark_driver = 40000, spark_blockmanager = 40001,
@@ -21,15 +25,11 @@ variables {
   master_flavor            = { vcpus = 4, ram_mb = 16384 }
   worker_flavor            = { vcpus = 8, ram_mb = 32768 }
   spark                    = { worker_cleanup_interval_s = 1800, worker_appdata_ttl_s = 86400 }
-  node_paths = {
-    hail_home = "/opt/hail", hail_venv = "/opt/hail/venv", hail_tmp_dir = "/opt/hail/tmp",
-    state_dir = "/var/lib/hgi-spark", notebook_dir = "/home/hgi", etc_dir = "/etc/hgi-spark"
-  }
-  ready_timeout_s       = 600
-  master_address        = "10.42.0.10"
-  worker_addresses      = ["10.42.0.11", "10.42.0.12", "10.42.0.13"]
-  subnet_cidr           = "10.42.0.0/24"
-  jupyter_password_hash = "sha1:0123456789ab:0123456789abcdef0123456789abcdef01234567"
+  ready_timeout_s          = 600
+  master_address           = "10.42.0.10"
+  worker_addresses         = ["10.42.0.11", "10.42.0.12", "10.42.0.13"]
+  subnet_cidr              = "10.42.0.0/24"
+  jupyter_password_hash    = "sha1:0123456789ab:0123456789abcdef0123456789abcdef01234567"
 }
 
 run "three_workers" {
