@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from packaging.requirements import InvalidRequirement, Requirement
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from . import yamlio
@@ -25,7 +27,7 @@ from .layout import DeploymentPaths, DeploymentRef, ImagePaths, ImageRef, Reposi
 from .variables import Variable, model_for, read_variables
 
 # Keys the wrapper handles itself; never passed to terraform as they are written.
-WRAPPER_KEYS = ("terraform", "image", "protect", "max_idle")
+WRAPPER_KEYS = ("terraform", "image", "protect", "max_idle", "extra_python_packages", "extra_system_packages")
 # Former deployment keys that are facts of the image now, and where they live.
 IMAGE_FACTS = {
     "app_user": "app_user: of images/NAME/defaults.yml",
@@ -201,6 +203,10 @@ class WrapperKeys(BaseModel):
     protect: bool = False
     # Opt-in for `reap`: destroy the cluster after this long without work, e.g. 2h, 90m, 30s.
     max_idle: str | None = Field(default=None, pattern=r"^\d+(s|m|h|d)$")
+    # Installed on every node, into the Hail venv under the image's pip constraints (clusters/extras.py);
+    # never terraform variables, so a change to them never touches a node's user data.
+    extra_python_packages: list[str] = Field(default_factory=list)
+    extra_system_packages: list[str] = Field(default_factory=list)
 
     @field_validator("image")
     @classmethod
@@ -224,6 +230,8 @@ class Deployment:
     variables: dict[str, Variable]
     input_files: list[Path]
     max_idle_s: int | None = None
+    extra_python_packages: tuple[str, ...] = ()
+    extra_system_packages: tuple[str, ...] = ()
     _documents: list[yamlio.YamlDocument] = field(default_factory=list, repr=False)
 
     def tfvars(self, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -256,6 +264,10 @@ class Deployment:
             )
         return values
 
+    def where(self, key_path: tuple[str | int, ...]) -> str:
+        """``file:line:column`` of a key (or list item) in the nearest layer that writes it."""
+        return _where(self._documents, key_path)
+
     def write_tfvars(self, extra: Mapping[str, Any] | None = None) -> Path:
         """Render ``terraform.tfvars.json`` atomically with mode 0600 (it may hold secrets)."""
         values = self.tfvars(extra)
@@ -277,6 +289,7 @@ def load_deployment(name: str | None, repo: Repository | None = None) -> Deploym
     paths.require_exists()
     documents, merged = _layers(repo, paths.layers)
     wrapper_keys = _validated(WrapperKeys, merged, documents)
+    _check_extras(wrapper_keys, documents)
 
     variables = read_variables(paths.root_module)
     module_keys = {k: v for k, v in merged.items() if k not in WRAPPER_KEYS}
@@ -300,6 +313,8 @@ def load_deployment(name: str | None, repo: Repository | None = None) -> Deploym
         wrapper=wrapper_keys.terraform,
         protect=wrapper_keys.protect,
         max_idle_s=duration_s(wrapper_keys.max_idle),
+        extra_python_packages=tuple(wrapper_keys.extra_python_packages),
+        extra_system_packages=tuple(wrapper_keys.extra_system_packages),
         image=image,
         variables=variables,
         input_files=[p for p in paths.layers if p.is_file()],
@@ -312,6 +327,40 @@ def duration_s(text: str | None) -> int | None:
     if text is None:
         return None
     return int(text[:-1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[text[-1]]
+
+
+# Debian policy: lower case letters, digits, + - and ., at least two long, starting alphanumeric.
+_DEBIAN_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
+
+
+def _check_extras(keys: WrapperKeys, documents: list[yamlio.YamlDocument]) -> None:
+    """Each extra package as pip or apt would read it, else one line at its own line of the YAML."""
+    for index, text in enumerate(keys.extra_python_packages):
+        where = _where(documents, ("extra_python_packages", index))
+        try:
+            requirement = Requirement(text)
+        except InvalidRequirement as error:
+            raise ConfigError(
+                f"'{text}' is not a pip requirement ({str(error).splitlines()[0]})",
+                file=where,
+                key="extra_python_packages",
+                fix="write NAME, NAME==VERSION or NAME>=VERSION, e.g. toolz==1.0.0",
+            ) from None
+        if requirement.url:
+            raise ConfigError(
+                f"'{text}' names a URL: the nodes install from the package index's wheels only",
+                file=where,
+                key="extra_python_packages",
+                fix="name a package and version on PyPI instead",
+            )
+    for index, name in enumerate(keys.extra_system_packages):
+        if not _DEBIAN_NAME.match(name):
+            raise ConfigError(
+                f"'{name}' is not a Debian package name",
+                file=_where(documents, ("extra_system_packages", index)),
+                key="extra_system_packages",
+                fix="lower-case letters, digits, '+', '-' and '.', e.g. libcurl4 (no versions, no spaces)",
+            )
 
 
 # --- helpers ------------------------------------------------------------------------------------------
