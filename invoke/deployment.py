@@ -206,6 +206,18 @@ def submit(c, script, name=None):
 
 @task(help={"name": NAME_HELP})
 @handled
+def install(c, name=None):
+    """Install the YAML's extra_python_packages and extra_system_packages on every node now."""
+    from hgi_spark.deploy import workflow
+
+    report = workflow.install(deployment_name(name))
+    print(report.text())
+    if report.failed:
+        raise Exit(f"error: extra packages failed on {len(report.failed)} of {len(report.results)} node(s)", code=5)
+
+
+@task(help={"name": NAME_HELP})
+@handled
 def ssh_config(c, name=None):
     """Print a ~/.ssh/config entry for the master, its host key pinned from the console log."""
     from hgi_spark.deploy import workflow
@@ -219,6 +231,7 @@ namespace = Collection(
     down,
     idle,
     init,
+    install,
     orphans,
     outputs,
     password,

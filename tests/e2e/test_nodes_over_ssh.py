@@ -6,6 +6,13 @@ key pinned from a console log as the VM cluster's serial consoles print them (sp
 beforehand as `up` does from Nova's (spark: no Nova compute here). Each node has its own
 /etc/hgi-spark, state dir and shared tmp where its image definition's layout says, in its mount namespace.
 
+`install` runs there for real too: the image's install-hail-env (packer/scripts/, beside run-node in
+the nodes' scripts folder as on an image) pip-installs a wheel resolved and downloaded on this
+machine into each node's own real venv (made here with python3.11 -m venv: the stand-in for the
+image's Hail venv, without Hail) under the image's constraints.txt in the node's /etc/hgi-spark; the
+ssh user is root, so no sudo; the Debian package asked for is one this machine has (dpkg answers
+for every node), so apt-get is not run.
+
 What runs there is the real run-node --status, in its local mode: its system mode asks systemd,
 which is not PID 1 on this machine (its systemctl output is parsed in
 tests/hgi_spark/clusters/test_nodes.py; the VM cluster's end-to-end test runs it for real). The
@@ -39,6 +46,7 @@ from hgi_spark.core.layout import Repository
 
 REPO = Path(__file__).resolve().parents[2]
 RUN_NODE = REPO / "terraform" / "modules" / "spark-node" / "scripts" / "run-node"
+INSTALL_HAIL_ENV = REPO / "packer" / "scripts" / "install-hail-env"
 WORKERS = ("127.0.0.2", "127.0.0.3", "127.0.0.4")  # the last one never answers
 
 
@@ -105,7 +113,12 @@ class Cluster:
         image_defaults = root / "images" / "hail-base" / "defaults.yml"
         definition = yaml.safe_load(image_defaults.read_text())
         definition["layout"] |= {k: v for k, v in self.paths.items() if k != "notebook_dir"}
-        definition["layout"]["node_scripts_dir"] = str(RUN_NODE.parent)
+        # The nodes' scripts folder: run-node and its siblings, and the image's installer beside them.
+        scripts = root / "node-scripts"
+        scripts.mkdir()
+        for script in [*RUN_NODE.parent.iterdir(), INSTALL_HAIL_ENV]:
+            (scripts / script.name).symlink_to(script)
+        definition["layout"]["node_scripts_dir"] = str(scripts)
         definition["app_user"]["home"] = self.paths["notebook_dir"]
         image_defaults.write_text(yaml.safe_dump(definition))
         self.ssh_port = sshd.free_port(WORKERS[0])
@@ -320,3 +333,60 @@ def test_ssh_config_reaches_a_worker_through_the_master(cluster, tmp_path: Path)
     assert done.returncode == 0, done.stderr
     assert f"NODE_NAME={made.slug}-worker-001" in done.stdout
     assert f"ProxyJump {made.slug}-master" in text
+
+
+def test_install_puts_the_extras_on_every_node_that_answers(cluster, tmp_path: Path, monkeypatch) -> None:
+    """toolz resolved and downloaded here, sent to each node in the script, installed by the image's
+    install-hail-env into the node's venv; the silent worker is one FAILED line, the others go on;
+    a second install changes nothing; status --nodes shows each node's record."""
+    made, outputs = cluster
+    monkeypatch.setenv("HGI_SPARK_CACHE", str(tmp_path / "cache"))
+    constraints = made.root / "images" / "hail-base" / "1.0.0" / "constraints.txt"
+    answering = [f"{made.slug}-master", f"{made.slug}-worker-001", f"{made.slug}-worker-002"]
+    for name in answering:
+        own = made.root / "nodes" / name
+        subprocess.run(["python3.11", "-m", "venv", str(own / "hail_venv")], check=True)
+        shutil.copy(constraints, own / "etc_dir" / "constraints.txt")
+    path = made.root / "deployments" / made.kind / "ssh" / "deployment.yml"
+    document = yaml.safe_load(path.read_text())
+    document |= {"extra_python_packages": ["toolz"], "extra_system_packages": ["openssh-client"]}
+    path.write_text(yaml.safe_dump(document))
+    made.deployment = config.load_deployment(made.name, Repository(made.root))
+
+    started = time.monotonic()
+    report = the_cluster(made).install(None, outputs)
+    took = time.monotonic() - started
+    lines = dict(line.split(": ", 1) for line in report.text().splitlines())
+    print(f"install over ssh ({made.kind}): {took:.1f} s\n{report.text()}")
+    for name in answering:
+        assert lines[name].startswith("ok: installed toolz=="), lines
+        venv_python = made.root / "nodes" / name / "hail_venv" / "bin" / "python"
+        done = subprocess.run([str(venv_python), "-c", "import toolz; print(toolz.__version__)"], capture_output=True)
+        assert done.returncode == 0, done.stderr
+        record = json.loads((made.root / "nodes" / name / "state_dir" / "extra-packages.json").read_text())
+        assert record["python"] == list(report.resolution.pins) and record["system"] == ["openssh-client"]
+    assert [r.name for r in report.failed] == [f"{made.slug}-worker-003"]
+
+    again = the_cluster(made).install(None, outputs)
+    assert [r.line for r in again.results if r.ok] == ["ok: unchanged (it had them all)"] * 3
+
+    shown = {n.name: n for n in the_cluster(made).health(None, outputs).nodes}
+    for name in answering:
+        assert shown[name].extras == ", ".join([*report.resolution.pins, "openssh-client"])
+    assert "extra packages: toolz==" in dict(the_cluster(made).health(None, outputs).rows())[answering[1]]
+
+
+def test_install_refuses_a_conflicting_pin_before_any_node_is_touched(cluster, tmp_path: Path, monkeypatch) -> None:
+    from hgi_spark.core.errors import ConfigError
+
+    made, outputs = cluster
+    monkeypatch.setenv("HGI_SPARK_CACHE", str(tmp_path / "cache"))
+    path = made.root / "deployments" / made.kind / "ssh" / "deployment.yml"
+    document = yaml.safe_load(path.read_text())
+    path.write_text(yaml.safe_dump(document | {"extra_python_packages": ["tabulate", "numpy==1.26.4"]}))
+    made.deployment = config.load_deployment(made.name, Repository(made.root))
+    with pytest.raises(ConfigError) as refused:
+        the_cluster(made).install(None, outputs)
+    assert "conflicts with the image's pin numpy==" in refused.value.message
+    assert "deployment.yml:" in refused.value.message.split(": ")[0] + ":"
+    assert not list((made.root / "nodes").glob("*/state_dir/extra-packages.json"))

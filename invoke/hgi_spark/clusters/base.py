@@ -143,5 +143,10 @@ class Cluster:
         """A ``~/.ssh/config`` entry for the master, its host key pinned."""
         raise self._not_here("ssh-config")
 
+    def install(self, state: Mapping[str, Any] | None, outputs: Mapping[str, Any]) -> Any:
+        """The YAML's extra packages onto the running cluster now (clusters/extras.py): an
+        ``InstallReport`` with one line per node; a failing node does not stop the others."""
+        raise self._not_here("install")
+
     def _not_here(self, what: str) -> UsageError:
         return UsageError(f"deployments of terraform/{self.kind}/ have no {what}")

@@ -214,6 +214,7 @@ class NodeHealth:
     registered: str = ""  # worker: "ALIVE, 2 cores, 3677 MiB" or why not
     tmp_free: str = ""
     detail: str = ""
+    extras: str = ""  # the extra packages it has (its record), "" when none were installed
 
     @property
     def healthy(self) -> bool:
@@ -235,7 +236,15 @@ class ClusterHealth:
                 rows.append((node.name, f"UNREACHABLE: {node.detail}"))
                 continue
             services = ", ".join(f"{name} {state}" for name, state in node.services.items())
-            extra = [part for part in (node.registered and f"registered: {node.registered}", node.tmp_free) if part]
+            extra = [
+                part
+                for part in (
+                    node.registered and f"registered: {node.registered}",
+                    node.tmp_free,
+                    node.extras and f"extra packages: {node.extras}",
+                )
+                if part
+            ]
             verdict = "ok" if node.healthy else "DOWN"
             rows.append((node.name, "; ".join([f"{verdict}: {services}", *extra])))
         if not self.view.reachable:
@@ -276,6 +285,7 @@ class ClusterHealth:
                     "registered": n.registered,
                     "tmp_free": n.tmp_free,
                     "detail": n.detail,
+                    "extra_packages": n.extras,
                 }
                 for n in self.nodes
             ],

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hgi_spark.clusters import health, remote
+from hgi_spark.clusters import extras, health, remote
 from hgi_spark.clusters.diagnose import LOG_TAIL_BYTES
 from hgi_spark.core.config import Image
 
@@ -188,6 +188,8 @@ if [ "$mode" = system ]; then
 fi
 echo "@@ tmp"
 timeout 10 df -P -B1 "$tmp" 2>&1 | tail -n 1
+echo "@@ extras"
+cat {extras_record} 2>/dev/null
 """
 
 
@@ -195,7 +197,11 @@ def status_script(node: remote.Node, paths: NodePaths) -> str:
     """The read-only script that reports one node's services and shared tmp."""
     q = shlex.quote
     return _STATUS.format(
-        role=q(node.role), env_file=q(paths.env_file), tmp=q(paths.hail_tmp_dir), run_node=q(paths.run_node)
+        role=q(node.role),
+        env_file=q(paths.env_file),
+        tmp=q(paths.hail_tmp_dir),
+        run_node=q(paths.run_node),
+        extras_record=q(f"{paths.state_dir}/{extras.RECORD}"),
     )
 
 
@@ -275,7 +281,13 @@ def node_health(answer: Answer, view: health.MasterView, worker_ui_port: int | s
         return health.NodeHealth(node.name, node.role, False, {}, registered, "", answer.problem)
     found = sections(answer.stdout)
     return health.NodeHealth(
-        node.name, node.role, True, services_of(node, found), registered, _tmp(found.get("tmp", []))
+        node.name,
+        node.role,
+        True,
+        services_of(node, found),
+        registered,
+        _tmp(found.get("tmp", [])),
+        extras=extras.record_shown("\n".join(found.get("extras", []))),
     )
 
 

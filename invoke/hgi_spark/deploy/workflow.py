@@ -386,6 +386,21 @@ def submit(name: str | None, script: str, args: Sequence[str], repo: Repository 
     return run.cluster.submit(run.state(), outputs, script, list(args))
 
 
+def install(name: str | None, repo: Repository | None = None) -> Any:
+    """``install``: the YAML's extra packages onto the running cluster now, under the deployment's
+    lock (clusters/extras.py). A kind whose nodes must restart to use them (the local cluster)
+    gets an update plan made here, to review and apply with ``update``, as any other change."""
+    run = load(name, repo)
+    with holding(run, "install"):
+        outputs = _deployed(run)
+        report = run.cluster.install(run.state(), outputs)
+        if report.needs_update:
+            summary = _make_plan(run, "update", _prepare(run, "update", skip_checks=False))
+            note = f"{summary.line()}; the nodes restart onto the new environment with: {run.command('update')}"
+            report = dataclasses.replace(report, note=note)
+        return report
+
+
 def ssh_config(name: str | None, repo: Repository | None = None) -> str:
     """A ``~/.ssh/config`` entry for the deployment's master, its host key pinned."""
     run = load(name, repo)

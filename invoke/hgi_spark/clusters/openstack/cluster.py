@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
 from typing import Any
 
-from hgi_spark.clusters import health, nodes, readiness, remote, tls
+from hgi_spark.clusters import extras, health, nodes, readiness, remote, tls
 from hgi_spark.clusters.base import Cluster, Purpose, Rows
 from hgi_spark.clusters.openstack import preflight
 from hgi_spark.clusters.openstack.report import NOT_CHECKED, Check, Report, require_ok
@@ -144,6 +144,8 @@ class OpenStackCluster(Cluster):
             return
         secrets.ensure_jupyter_password(self.deployment.paths)
         tls.prepare(self.deployment)
+        if extras.Wanted.of(self.deployment):  # a conflicting pin is refused before the plan
+            extras.resolve_for(self.deployment, self.image, self.say)
 
     def output_rows(self) -> Rows:
         return tls.rows(self.deployment)
@@ -192,6 +194,7 @@ class OpenStackCluster(Cluster):
             self.say(f"note: the master's host keys are not pinned yet ({error.problem}); ssh-config will try again")
         for name, problem in remote.pin_workers(outputs, read, self.deployment.paths.known_hosts, refresh=True).items():
             self.say(f"note: {name}'s host keys are not pinned yet ({problem}); ssh-config will try again")
+        extras.after_ready(self.deployment, self.image, outputs, read, self.say)
 
     # --- read-only ----------------------------------------------------------------------------
 
@@ -282,6 +285,10 @@ class OpenStackCluster(Cluster):
         self, state: Mapping[str, Any] | None, outputs: Mapping[str, Any], script: str, args: Sequence[str]
     ) -> int:
         return remote.submit(outputs, self.deployment.paths.known_hosts, self.app_user, script, args)
+
+    def install(self, state: Mapping[str, Any] | None, outputs: Mapping[str, Any]) -> extras.InstallReport:
+        """The YAML's extra packages onto every server over ssh (clusters/extras.py)."""
+        return extras.install_on(self.deployment, self.image, outputs, self._lazy_console(), self.say)
 
     def ssh_config(self, outputs: Mapping[str, Any]) -> str:
         spot = remote.target(outputs)  # no master yet: say so before asking for credentials

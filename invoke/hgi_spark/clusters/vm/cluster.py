@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from hgi_spark.clusters import health, nodes, readiness, remote, tls
+from hgi_spark.clusters import extras, health, nodes, readiness, remote, tls
 from hgi_spark.clusters.base import Cluster, Purpose, Rows
 from hgi_spark.clusters.local.cluster import listening_pids, port_free
 from hgi_spark.core import secrets
@@ -187,6 +187,8 @@ class VmCluster(Cluster):
         if purpose != "destroy":
             secrets.ensure_jupyter_password(self.deployment.paths)
             tls.prepare(self.deployment)
+            if extras.Wanted.of(self.deployment):  # a conflicting pin is refused before the plan
+                extras.resolve_for(self.deployment, self.image, self.say)
 
     def output_rows(self) -> Rows:
         return tls.rows(self.deployment)
@@ -211,6 +213,7 @@ class VmCluster(Cluster):
         )
         remote.pin(outputs, read, self.deployment.paths.known_hosts, refresh=True)
         remote.pin_workers(outputs, read, self.deployment.paths.known_hosts, refresh=True)
+        extras.after_ready(self.deployment, self.image, outputs, read, self.say)
 
     def finish(self, purpose: Purpose, state: Mapping[str, Any] | None) -> None:
         if purpose == "destroy":
@@ -297,6 +300,11 @@ class VmCluster(Cluster):
         self, state: Mapping[str, Any] | None, outputs: Mapping[str, Any], script: str, args: Sequence[str]
     ) -> int:
         return remote.submit(outputs, self.deployment.paths.known_hosts, self.app_user, script, args)
+
+    def install(self, state: Mapping[str, Any] | None, outputs: Mapping[str, Any]) -> extras.InstallReport:
+        """The YAML's extra packages onto every VM over ssh (the wheels go with the script: VMs have no
+        internet); a Debian package must be in the image's apt lists or reachable (clusters/extras.py)."""
+        return extras.install_on(self.deployment, self.image, outputs, self.console_reader(outputs), self.say)
 
     def ssh_config(self, outputs: Mapping[str, Any]) -> str:
         read, known_hosts = self.console_reader(outputs), self.deployment.paths.known_hosts
