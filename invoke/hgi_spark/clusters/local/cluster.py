@@ -16,12 +16,12 @@ import socket
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from hgi_spark.clusters import diagnose, health
+from hgi_spark.clusters import diagnose, extras, health
 from hgi_spark.clusters.base import Cluster, Purpose, Rows
 from hgi_spark.clusters.local import prefix
 from hgi_spark.core import secrets
@@ -230,13 +230,28 @@ class LocalCluster(Cluster):
             fix="set another ports.http",
         )
 
+    def prefix_spec(self, resolution: extras.Resolution | None = None) -> prefix.PrefixSpec:
+        """The image's prefix, or the one with the YAML's extra Python packages: their resolved set
+        (from the cache, no network) in its digest; before the first resolution, what the YAML asks
+        for (a plan resolves first, so a plan never records that)."""
+        spec = prefix.PrefixSpec.of(self.image)
+        wanted = extras.Wanted.of(self.deployment)
+        if not wanted.python:
+            return spec
+        found = resolution or extras.resolved(self.image, wanted)
+        if found is None:
+            return replace(spec, extras=tuple(sorted(wanted.python)))
+        if not found.pins:  # the image has them all: its own prefix
+            return spec
+        return replace(spec, extras=found.pins, find_links=found.wheels.parent / "find-links")
+
     def extra_tfvars(self, state: Mapping[str, Any] | None) -> dict[str, Any]:
         """The values only the wrapper knows; without side effects (asked once per run)."""
         image = self.image
         vcpus, ram_mb = host_resources()
         known, strays = self.all_nodes(state)
         return {
-            "prefix": str(prefix.prefix_path(prefix.PrefixSpec.of(image))),
+            "prefix": str(prefix.prefix_path(self.prefix_spec())),
             "app_user": image.app_user.name,
             "host_vcpus": vcpus,
             "host_ram_mb": ram_mb,
@@ -287,8 +302,65 @@ class LocalCluster(Cluster):
         """The Hail prefix (installed once) and the Jupyter password; nothing for a destroy plan."""
         if purpose == "destroy":
             return
-        prefix.ensure_prefix(prefix.PrefixSpec.of(self.image), say=self.say)
+        self.ensure_prefix()
         secrets.ensure_jupyter_password(self.deployment.paths)
+
+    def ensure_prefix(self) -> Path:
+        """The prefix the YAML asks for, installed once: the image's, or one with the extras (their
+        conflicts refused first, their Debian packages required on this machine)."""
+        wanted = extras.Wanted.of(self.deployment)
+        missing = extras.missing_debian(wanted.system)
+        if missing:
+            raise RefusedError(
+                f"extra_system_packages {', '.join(missing)} not installed on this machine "
+                "(the local cluster's nodes are its processes)",
+                file=self.deployment.paths.definition,
+                key="extra_system_packages",
+                fix=f"install them with: apt-get install {' '.join(missing)}",
+            )
+        if not wanted.python:
+            return prefix.ensure_prefix(self.prefix_spec(), say=self.say)
+        resolution = extras.resolve_for(self.deployment, self.image, self.say)
+        spec = self.prefix_spec(resolution)
+        if spec.find_links is not None:
+            self._wheelhouse(resolution, spec.find_links)
+        return prefix.ensure_prefix(spec, say=self.say)
+
+    def _wheelhouse(self, resolution: extras.Resolution, folder: Path) -> None:
+        """The image's wheels (images/qemu.py's wheelhouse, built once) and the extras' in one folder,
+        so the extras prefix installs offline from exactly what an image has plus the resolved set."""
+        from hgi_spark.images import qemu
+
+        if folder.is_dir():
+            return
+        building = folder.with_name(f".{folder.name}-{os.getpid()}")
+        shutil.rmtree(building, ignore_errors=True)
+        building.mkdir(parents=True)
+        for source in (qemu.wheelhouse(self.image, self.say), resolution.wheels):
+            for wheel in source.glob("*.whl"):
+                link = building / wheel.name
+                if not link.exists():
+                    link.symlink_to(wheel.absolute())
+        os.replace(building, folder)
+
+    def install(self, state: Mapping[str, Any] | None, outputs: Mapping[str, Any]) -> extras.InstallReport:
+        """The extras' prefix made (once); the nodes run on it after a restart, which an update plan
+        does (the prefix is one of their inputs): each node's line says whether it needs one."""
+        wanted = extras.Wanted.of(self.deployment)
+        if not wanted:
+            return extras.InstallReport(None, (), note=f"{self.deployment.ref}: nothing to install (no extra packages)")
+        target = str(self.ensure_prefix())
+        resolution = extras.resolved(self.image, wanted) if wanted.python else None
+        results = []
+        known, _ = self.all_nodes(state)
+        for node in sorted(known.values(), key=lambda n: (n.role != "master", n.key.zfill(4))):
+            current = str(node.env.get("HAIL_VENV", ""))
+            if current == target and node.alive():
+                results.append(extras.NodeResult(node.name, True, "ok: running on the prefix with them"))
+            else:
+                results.append(extras.NodeResult(node.name, True, f"restart needed: it runs on {current}"))
+        restart = any(r.line.startswith("restart") for r in results)
+        return extras.InstallReport(resolution, tuple(results), needs_update=restart)
 
     # --- read-only -------------------------------------------------------------------------
 
@@ -308,6 +380,10 @@ class LocalCluster(Cluster):
         for label, key in (("jupyter", "jupyter_url"), ("spark ui", "spark_ui_url"), ("profile", "profile")):
             if values.get(key):
                 rows.append((label, str(values[key])))
+        for node in sorted(known.values(), key=lambda n: (n.role != "master", n.key.zfill(4))):
+            has = prefix.extras_of(Path(str(node.env.get("HAIL_VENV", ""))))
+            if has:
+                rows.append((f"{node.name} extra packages", ", ".join(has)))
         secret = secrets.JupyterSecret.of(self.deployment.paths)
         where = secret.password_file if secret.password_file.is_file() else "not generated yet"
         rows.append(("jupyter password", f"{where} (show it: {self.command('password')})"))
@@ -337,7 +413,8 @@ class LocalCluster(Cluster):
                 registered = health.registration(view, webui)
             detail = "" if node.in_state else "running, not in state"
             tmp = health.free_space(str(node.env.get("HAIL_TMP_DIR", "")))
-            found.append(health.NodeHealth(node.name, node.role, True, services, registered, tmp, detail))
+            has = ", ".join(prefix.extras_of(Path(str(node.env.get("HAIL_VENV", "")))))
+            found.append(health.NodeHealth(node.name, node.role, True, services, registered, tmp, detail, extras=has))
         return health.ClusterHealth(found, view)
 
     def up_since(self, state: Mapping[str, Any] | None) -> datetime | None:

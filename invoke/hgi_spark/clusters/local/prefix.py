@@ -1,6 +1,10 @@
 """The local cluster's Hail environment: a venv with the image's versions, installed once per
 digest of those versions and constraints, shared by every local deployment, published atomically.
 
+A deployment with extra Python packages gets a prefix of its own kind: the same venv plus the exact
+set its request resolved to (clusters/extras.py), that set in the digest, so the shared prefix is
+never modified and a running cluster moves onto the new one only when its nodes restart.
+
 The installing is done by packer/scripts/install-hail-env, the installer images use too: the same
 pins, the same check of them, the same pip options.
 """
@@ -40,6 +44,8 @@ class PrefixSpec:
     packages: tuple[str, ...]
     constraints: Path | None
     installer: Path  # not in the digest: a prefix is defined by what it holds, not how it was made
+    extras: tuple[str, ...] = ()  # NAME==VERSION beyond the image's (clusters/extras.py)
+    find_links: Path | None = None  # a wheelhouse to install from (not in the digest either)
 
     @classmethod
     def of(cls, image: Image) -> PrefixSpec:
@@ -54,18 +60,22 @@ class PrefixSpec:
     @property
     def digest(self) -> str:
         constraints = self.constraints.read_bytes() if self.constraints else b""
-        document = {
+        document: dict[str, object] = {
             "python": self.python,
             "packages": list(self.packages),
             "constraints": hashlib.sha256(constraints).hexdigest(),
         }
+        if self.extras:  # absent when empty: the image's own prefix keeps its digest
+            document["extras"] = sorted(self.extras)
         return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def prefix_path(spec: PrefixSpec) -> Path:
-    """Where the prefix for ``spec`` is (or will be): $HGI_SPARK_PREFIX, or the cache keyed by digest."""
+    """Where the prefix for ``spec`` is (or will be): $HGI_SPARK_PREFIX, or the cache keyed by digest;
+    a prefix with extras beside the one it extends, never in its place."""
     if os.environ.get(PREFIX_ENV):
-        return Path(os.environ[PREFIX_ENV]).expanduser().absolute()
+        named = Path(os.environ[PREFIX_ENV]).expanduser().absolute()
+        return named.with_name(f"{named.name}-extras-{spec.digest}") if spec.extras else named
     return cache_dir() / f"prefix-{spec.digest}"
 
 
@@ -129,7 +139,8 @@ def ensure_prefix(spec: PrefixSpec, *, say: Callable[[str], None] | None = None)
         python = _python_for(spec.python)
         build = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
         log = target.parent / f"{target.name}.install.log"
-        (say or _stderr)(f"installing {', '.join(spec.packages)} into {target} (once; about a minute; log: {log})")
+        shown = ", ".join([*spec.packages, *spec.extras])
+        (say or _stderr)(f"installing {shown} into {target} (once; about a minute; log: {log})")
         try:
             with open(log, "w") as out:
                 argv = [
@@ -137,12 +148,19 @@ def ensure_prefix(spec: PrefixSpec, *, say: Callable[[str], None] | None = None)
                     str(spec.installer),
                     *("--venv", str(build), "--python", spec.python, "--interpreter", python),
                     *("--constraints", str(spec.constraints or os.devnull)),
+                    *(("--find-links", str(spec.find_links)) if spec.find_links else ()),
                     *spec.packages,
+                    *spec.extras,
                 ]
                 print("$ " + " ".join(argv), file=out, flush=True)
                 if subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, check=False).returncode:
                     raise ToolError(f"installing the Hail prefix into {build} failed{_reason(log)}", file=log)
-            stamp = {"digest": spec.digest, "packages": list(spec.packages), "python": spec.python}
+            stamp = {
+                "digest": spec.digest,
+                "packages": list(spec.packages),
+                "python": spec.python,
+                "extras": list(spec.extras),
+            }
             (build / STAMP).write_text(json.dumps(stamp, indent=2) + "\n", encoding="utf-8")
             link = target.parent / f".{target.name}.link"
             link.unlink(missing_ok=True)
@@ -156,3 +174,12 @@ def ensure_prefix(spec: PrefixSpec, *, say: Callable[[str], None] | None = None)
             shutil.rmtree(build, ignore_errors=True)
             raise
     return target
+
+
+def extras_of(path: Path) -> tuple[str, ...]:
+    """The extra packages a prefix holds, from its stamp (none for the image's own prefix)."""
+    try:
+        stamp = json.loads((path / STAMP).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ()
+    return tuple(stamp.get("extras") or ())
