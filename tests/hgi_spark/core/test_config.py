@@ -196,3 +196,37 @@ def test_shipped_image_definition_loads() -> None:
     assert image.constraints_file is not None and image.constraints_file.is_file()
     assert f"hail=={image.software.hail}" in image.constraints_file.read_text()
     assert f"pyspark=={image.software.pyspark}" in image.constraints_file.read_text()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "extra_python_packages:\n  - toolz\n  - 'numpy>=>1'\n",
+            ["deployment.yml:5:5: extra_python_packages:", "not a pip requirement"],
+        ),
+        ("extra_python_packages:\n  - x @ https://example.org/x.whl\n", ["deployment.yml:4:5:", "names a URL"]),
+        (
+            "extra_system_packages:\n  - libcurl4\n  - Bad_Name\n",
+            ["deployment.yml:5:5: extra_system_packages:", "not a Debian package name"],
+        ),
+        ("extra_python_packages: toolz\n", ["extra_python_packages", "a list"]),
+    ],
+)
+def test_extra_packages_are_checked_item_by_item(repo: Repository, text: str, expected: list[str]) -> None:
+    write(repo.root, "workers: 3\nimage: hail-base/1.0.0\n" + text)
+    with pytest.raises(ConfigError) as error:
+        config.load_deployment("toy/t1", repo)
+    assert all(part in error.value.message for part in expected), error.value.message
+    assert "\n" not in error.value.message
+
+
+def test_extra_packages_are_wrapper_keys_never_terraform_variables(repo: Repository) -> None:
+    """A change to them never reaches terraform: no node's user data changes, no server is replaced."""
+    before = config.load_deployment("toy/t1", repo).tfvars()
+    write(
+        repo.root, "workers: 3\nimage: hail-base/1.0.0\nextra_python_packages: [toolz]\nextra_system_packages: [jq]\n"
+    )
+    loaded = config.load_deployment("toy/t1", repo)
+    assert loaded.tfvars() == before
+    assert loaded.extra_python_packages == ("toolz",) and loaded.extra_system_packages == ("jq",)
