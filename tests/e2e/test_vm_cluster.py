@@ -280,6 +280,45 @@ def test_status_nodes_and_diagnose_over_ssh_with_a_worker_stopped(
         assert all(secret not in text for text in texts.values())
 
 
+def test_install_puts_an_extra_package_on_every_vm_and_a_job_imports_it_on_both_workers(
+    cluster: VmCluster, tmp_path: Path
+) -> None:
+    """The image's install-hail-env for real on every VM (as the image's user, sudo -n): toolz (absent
+    from the image's constraints) resolved and downloaded on this machine, its wheel sent over ssh
+    (the VMs have no internet), a conflicting pin refused first with nothing changed."""
+    path = cluster.folder / "deployment.yml"
+    document = yaml.safe_load(path.read_text())
+    path.write_text(yaml.safe_dump(document | {"extra_python_packages": ["numpy==1.26.4"]}))
+    refused = cluster.invoke("install", check=False)
+    assert refused.returncode == 3 and "conflicts with the image's pin numpy==" in refused.stderr, refused.stderr
+    assert all(not n.get("extra_packages") for n in node_health(cluster).values())
+
+    path.write_text(yaml.safe_dump(document | {"extra_python_packages": ["toolz"]}))
+    started = time.monotonic()
+    done = cluster.invoke("install", timeout=3600)
+    print(f"install on {len(NODES)} VMs took {time.monotonic() - started:.1f} s\n{done.stdout}")
+    for name in NODES:
+        assert f"{name}: ok: installed toolz==" in done.stdout, done.stdout
+    again = cluster.invoke("install")
+    assert again.stdout.count("ok: unchanged") == len(NODES), again.stdout
+    assert all(n["extra_packages"].startswith("toolz==") for n in node_health(cluster).values())
+
+    job = tmp_path / "job.py"
+    job.write_text(
+        "import socket\n"
+        "from pyspark import SparkConf, SparkContext\n"
+        'sc = SparkContext.getOrCreate(SparkConf().set("spark.dynamicAllocation.minExecutors", "2"))\n'
+        "def probe(_):\n"
+        "    import toolz\n"
+        "    return socket.gethostname(), toolz.__version__\n"
+        "print('EXTRAS', sorted(set(sc.parallelize(range(40), 40).map(probe).collect())))\n"
+    )
+    ran = cluster.invoke("submit", str(job), timeout=3600)
+    seen = ran.stdout.split("EXTRAS ", 1)[1].splitlines()[0]
+    assert "spark-vm-e2e-worker-001" in seen and "spark-vm-e2e-worker-002" in seen, seen
+    path.write_text(yaml.safe_dump(document))  # the next tests' YAML as before (toolz stays installed)
+
+
 @pytest.mark.skipif(not LONG, reason="scaling under software emulation takes many minutes: HGI_VM_LONG=1")
 def test_scaling_two_three_two_leaves_running_vms_untouched(cluster: VmCluster) -> None:
     before = cluster.qemu_pids()
