@@ -380,6 +380,7 @@ def test_boot_from_volume_and_zones_reach_the_servers() -> None:
 
 def test_variables_parse_as_the_wrapper_reads_them() -> None:
     from hgi_spark.core import variables
+    from hgi_spark.core.config import WRAPPER_KEYS
 
     declared = variables.read_variables(SPARK)
     for variable in declared.values():
@@ -389,7 +390,7 @@ def test_variables_parse_as_the_wrapper_reads_them() -> None:
         base = yaml.safe_load(handle)
     with (ROOT / "deployments" / "spark" / "defaults.yml").open(encoding="utf-8") as handle:
         spark = yaml.safe_load(handle)
-    yaml_keys = (set(base) | set(spark)) - {"terraform", "image"}
+    yaml_keys = (set(base) | set(spark)) - set(WRAPPER_KEYS)  # the wrapper's keys are never variables
     assert yaml_keys == set(declared) - INJECTED, (
         f"YAML without variable: {sorted(yaml_keys - set(declared))}; "
         f"variable without YAML default: {sorted(set(declared) - INJECTED - yaml_keys)}"
