@@ -170,7 +170,7 @@ def test_start_passes_qemu_the_exact_argv_and_leaves_no_orphan_when_the_tap_is_m
         # The fake made no tap: attaching it fails, and the "qemu" must be stopped, not orphaned.
         assert done.returncode == 1 and "could not attach" in done.stderr, done.stderr
         argv = (tmp_path / "argv").read_text().splitlines()
-        assert argv[:4] == ["-accel", "tcg,thread=multi", "-cpu", "Nehalem"]
+        assert argv[:4] == ["-accel", "tcg,thread=single", "-cpu", "Nehalem"]
         joined = " ".join(argv)
         assert "-smp 2 -m 2048" in joined
         assert f"file={env['VM_DIR']}/disk.qcow2,if=none,id=root,format=qcow2" in joined
