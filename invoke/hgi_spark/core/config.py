@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from packaging.requirements import InvalidRequirement, Requirement
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from . import yamlio
@@ -335,6 +334,10 @@ _DEBIAN_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 
 def _check_extras(keys: WrapperKeys, documents: list[yamlio.YamlDocument]) -> None:
     """Each extra package as pip or apt would read it, else one line at its own line of the YAML."""
+    if not keys.extra_python_packages and not keys.extra_system_packages:
+        return
+    from packaging.requirements import InvalidRequirement, Requirement  # only when there are any
+
     for index, text in enumerate(keys.extra_python_packages):
         where = _where(documents, ("extra_python_packages", index))
         try:

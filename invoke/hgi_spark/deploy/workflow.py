@@ -23,7 +23,7 @@ from hgi_spark.clusters.base import PURPOSES, Purpose
 from hgi_spark.core import locking, tables
 from hgi_spark.core.errors import ConfigError, NotFoundError, RefusedError, UsageError
 from hgi_spark.core.layout import Repository
-from hgi_spark.deploy import orphans, plans
+from hgi_spark.deploy import plans
 from hgi_spark.deploy.plans import PlanStatus, PlanSummary, plan_status
 from hgi_spark.deploy.run import Run, StateUnreadable, load
 
@@ -187,6 +187,8 @@ def _apply_plan(run: Run, purpose: Purpose) -> None:
     finally:
         _remove_plan(run, purpose)  # applied, failed or interrupted: a plan is never reused
         run.state(fresh=True)
+    from hgi_spark.deploy import orphans  # only after an apply
+
     orphans.settle(run)  # import blocks of `orphans --adopt` go once the state holds them
     run.cluster.finish(purpose, run.state())
 
