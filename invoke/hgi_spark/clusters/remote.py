@@ -111,20 +111,17 @@ def target(outputs: Mapping[str, Any]) -> Target:
 
 def render(spot: Target, known_hosts: Path, *, deployment: str) -> str:
     """The ``Host`` entry; ``HostKeyAlias`` ties the pinned key to the alias, not to the address."""
-    lines = [
-        f"# {deployment}: the master {spot.server}; host key pinned from its console log",
-        f"Host {spot.alias}",
-        f"    HostName {spot.host}",
-        f"    User {spot.user}",
-        f"    Port {spot.port}",
-    ]
+    comment = f"# {deployment}: the master {spot.server}; host key pinned from its console log"
+    return _host_entry(comment, spot.alias, spot.host, spot.port, spot, known_hosts)
+
+
+def _host_entry(comment: str, alias: str, address: str, port: int, spot: Target, known_hosts: Path, *extra: str) -> str:
+    """One ``Host`` entry with its key pinned under ``alias`` (the master's and the workers' alike)."""
+    lines = [comment, f"Host {alias}", f"    HostName {address}", f"    User {spot.user}", f"    Port {port}"]
+    lines += [f"    {option}" for option in extra]
     if spot.identity_file:
         lines += [f"    IdentityFile {spot.identity_file}", "    IdentitiesOnly yes"]
-    lines += [
-        f"    HostKeyAlias {spot.alias}",
-        f"    UserKnownHostsFile {known_hosts}",
-        "    StrictHostKeyChecking yes",
-    ]
+    lines += [f"    HostKeyAlias {alias}", f"    UserKnownHostsFile {known_hosts}", "    StrictHostKeyChecking yes"]
     return "\n".join(lines) + "\n"
 
 
@@ -196,22 +193,8 @@ def nodes(outputs: Mapping[str, Any]) -> list[Node]:
 
 def render_worker(spot: Target, worker: Node, port: int, known_hosts: Path) -> str:
     """A worker's ``Host`` entry: its private address reached through the master's entry (``ProxyJump``)."""
-    lines = [
-        f"# the worker {worker.name}, through the master; host key pinned from its console log",
-        f"Host {worker.name}",
-        f"    HostName {worker.address}",
-        f"    User {spot.user}",
-        f"    Port {port}",
-        f"    ProxyJump {spot.alias}",
-    ]
-    if spot.identity_file:
-        lines += [f"    IdentityFile {spot.identity_file}", "    IdentitiesOnly yes"]
-    lines += [
-        f"    HostKeyAlias {worker.name}",
-        f"    UserKnownHostsFile {known_hosts}",
-        "    StrictHostKeyChecking yes",
-    ]
-    return "\n".join(lines) + "\n"
+    comment = f"# the worker {worker.name}, through the master; host key pinned from its console log"
+    return _host_entry(comment, worker.name, worker.address, port, spot, known_hosts, f"ProxyJump {spot.alias}")
 
 
 def pin_workers(
