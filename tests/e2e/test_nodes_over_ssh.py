@@ -375,6 +375,22 @@ def test_install_puts_the_extras_on_every_node_that_answers(cluster, tmp_path: P
         assert shown[name].extras == ", ".join([*report.resolution.pins, "openssh-client"])
     assert "extra packages: toolz==" in dict(the_cluster(made).health(None, outputs).rows())[answering[1]]
 
+    # The master keeps the set on its shared tmp dir, for nodes that boot later (run-node --share-extras).
+    share = made.root / "nodes" / answering[0] / "hail_tmp_dir" / ".hgi-spark" / "extra-packages"
+    assert json.loads((share / "record.json").read_text())["python"] == list(report.resolution.pins)
+    assert sorted(p.name.split("-")[0] for p in (share / "wheels").glob("*.whl")) == ["toolz"]
+    assert not (made.root / "nodes" / answering[1] / "hail_tmp_dir" / ".hgi-spark").exists()
+
+    # Dropped from the YAML: removed from every node, and from the set kept for later nodes.
+    path.write_text(yaml.safe_dump(document | {"extra_python_packages": [], "extra_system_packages": []}))
+    made.deployment = config.load_deployment(made.name, Repository(made.root))
+    dropped = the_cluster(made).install(None, outputs)
+    assert [r.line for r in dropped.results if r.ok] == ["ok: removed toolz"] * 3, dropped.text()
+    for name in answering:
+        venv_python = made.root / "nodes" / name / "hail_venv" / "bin" / "python"
+        assert subprocess.run([str(venv_python), "-c", "import toolz"], capture_output=True).returncode == 1
+    assert json.loads((share / "record.json").read_text())["python"] == []
+
 
 def test_install_refuses_a_conflicting_pin_before_any_node_is_touched(cluster, tmp_path: Path, monkeypatch) -> None:
     from hgi_spark.core.errors import ConfigError

@@ -273,6 +273,9 @@ def tarball(wheels: Path) -> str:
 
 
 # The result is the last "@@ result STATE TEXT" line; everything goes to stdout (errors included).
+# Distributions an earlier record lists that the new set lacks are uninstalled (the record only
+# ever lists what the image lacks, so nothing of the image's goes); the master then keeps the set on
+# the shared tmp dir (run-node --share-extras) for nodes that boot later.
 _INSTALL = """set -u
 exec 2>&1
 record={record}
@@ -303,6 +306,21 @@ if [ "${{#missing[@]}}" -gt 0 ]; then
   changed="${{missing[*]}}"
 fi
 pins=({pins})
+dropped=()
+if [ -r "$record" ]; then
+  mapfile -t dropped < <({venv}/bin/python -c '
+import json, sys
+keep = {{pin.partition("==")[0] for pin in sys.argv[2:]}}
+had = [pin.partition("==")[0] for pin in json.load(open(sys.argv[1])).get("python", [])]
+print(*(name for name in had if name not in keep), sep="\\n")
+' "$record" ${{pins[@]+"${{pins[@]}}"}} 2>/dev/null | grep .)
+fi
+if [ "${{#dropped[@]}}" -gt 0 ]; then
+  if ! "${{as_root[@]}}" {venv}/bin/python -m pip uninstall --yes --quiet "${{dropped[@]}}" \\
+    >"$work/uninstall.log" 2>&1; then
+    result failed "pip uninstall ${{dropped[*]}}: $(tail -n 1 "$work/uninstall.log")"
+  fi
+fi
 if [ "${{#pins[@]}}" -gt 0 ]; then
   if ! "${{as_root[@]}}" {installer} --venv {venv} --python {python} --constraints {constraints} \\
     --find-links "$work/wheels" "${{pins[@]}}" >"$work/pip.log" 2>&1; then
@@ -314,11 +332,19 @@ if [ "$(cat "$record" 2>/dev/null)" != "$wanted" ]; then
   printf '%s\\n' "$wanted" | "${{as_root[@]}}" tee "$record.new" >/dev/null \\
     && "${{as_root[@]}}" mv "$record.new" "$record" || result failed "could not write $record"
 fi
-if [ -n "$changed" ]; then result installed "$changed"; else result unchanged; fi
+if [ {role} = master ]; then
+  "${{as_root[@]}}" {run_node} --role master --env-file {env_file} --share-extras "$record" "$work/wheels" \\
+    >"$work/share.log" 2>&1 \\
+    || result failed "installed, but not kept for nodes that boot later: $(tail -n 1 "$work/share.log")"
+fi
+summary=""
+[ -z "$changed" ] || summary="installed $changed"
+[ "${{#dropped[@]}}" -eq 0 ] || summary="${{summary:+$summary; }}removed ${{dropped[*]}}"
+if [ -n "$summary" ]; then result changed "$summary"; else result unchanged; fi
 """
 
 
-def install_script(resolution: Resolution, image: Image, packed: str) -> str:
+def install_script(resolution: Resolution, image: Image, packed: str, role: str) -> str:
     """The bash script one node runs (as the image's user, root through ``sudo -n``)."""
     q = shlex.quote
     layout = image.layout
@@ -330,6 +356,9 @@ def install_script(resolution: Resolution, image: Image, packed: str) -> str:
         system=" ".join(q(name) for name in resolution.system),
         pins=" ".join(q(pin) for pin in resolution.pins),
         installer=q(f"{layout.node_scripts_dir}/install-hail-env"),
+        run_node=q(f"{layout.node_scripts_dir}/run-node"),
+        env_file=q(f"{layout.etc_dir}/node.env"),
+        role=q(role),
         venv=q(layout.hail_venv),
         python=q(image.software.python),
         constraints=q(f"{layout.etc_dir}/constraints.txt"),
@@ -374,8 +403,8 @@ def node_result(name: str, ok: bool, stdout: str, problem: str) -> NodeResult:
         last = [line for line in stdout.splitlines() if line.strip()]
         return NodeResult(name, False, f"FAILED: {last[-1] if last else 'no answer from the install script'}")
     state, _, text = results[-1].partition(" ")
-    if state == "installed":
-        return NodeResult(name, True, f"ok: installed {text}")
+    if state == "changed":
+        return NodeResult(name, True, f"ok: {text}")
     if state == "unchanged":
         return NodeResult(name, True, "ok: unchanged (it had them all)")
     return NodeResult(name, False, f"FAILED: {text}")
@@ -397,12 +426,12 @@ def install_nodes(
         raise NotFoundError(f"deployment {deployment.ref} is not up", fix=f"bring it up: {up}")
     known_hosts = deployment.paths.known_hosts
     nodes.pin_missing(outputs, read_console, known_hosts)
-    script = install_script(resolution, image, tarball(resolution.wheels))
+    packed = tarball(resolution.wheels)
     say(f"installing {resolution.shown()} on {len(remote.nodes(outputs))} node(s) over ssh")
     answers = nodes.fan_out(
         outputs,
         known_hosts,
-        lambda _node: script,
+        lambda node: install_script(resolution, image, packed, node.role),
         port=int((deployment.settings.get("ports") or {}).get("ssh", 22)),
         deployment=str(deployment.ref),
         timeout_s=INSTALL_TIMEOUT_S,
@@ -453,10 +482,9 @@ def install_on(
     read_console: Callable[[str], str],
     say: Callable[[str], None],
 ) -> InstallReport:
-    """``install`` of a cloud or VM cluster: resolve here (or refuse), then every node over ssh."""
-    wanted = Wanted.of(deployment)
-    if not wanted:
-        return InstallReport(None, (), note=f"{deployment.ref}: nothing to install (the YAML lists no extra packages)")
+    """``install`` of a cloud or VM cluster: resolve here (or refuse), then every node over ssh. An
+    empty list still asks the nodes: what an earlier list installed goes, and so does the set the
+    master keeps for nodes that boot later."""
     return install_nodes(deployment, image, outputs, read_console, resolve_for(deployment, image, say), say)
 
 

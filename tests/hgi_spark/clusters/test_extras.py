@@ -52,7 +52,8 @@ def test_pip_conflict_is_one_line_naming_the_pin() -> None:
 @pytest.mark.parametrize(
     ("ok", "stdout", "problem", "expected"),
     [
-        (True, "noise\n@@ result installed toolz==1.2.0\n", "", (True, "ok: installed toolz==1.2.0")),
+        (True, "noise\n@@ result changed installed toolz==1.2.0\n", "", (True, "ok: installed toolz==1.2.0")),
+        (True, "@@ result changed removed toolz\n", "", (True, "ok: removed toolz")),
         (True, "@@ result unchanged\n", "", (True, "ok: unchanged (it had them all)")),
         (True, "@@ result failed apt-get install jq: E: Unable to locate package jq\n", "", (False, "FAILED: apt-get")),
         (True, "bash: line 3: oops\n", "", (False, "FAILED: bash: line 3: oops")),

@@ -81,8 +81,8 @@ def node_env(tmp_path: Path, venv: Path, role: str, **overrides: str) -> dict[st
     return env
 
 
-def run_node(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(RUN_NODE), *args], env=env, capture_output=True, text=True, timeout=60, check=False)
+def run_node(env: dict[str, str], *args: str, script: Path = RUN_NODE) -> subprocess.CompletedProcess:
+    return subprocess.run([str(script), *args], env=env, capture_output=True, text=True, timeout=60, check=False)
 
 
 def test_master_renders_spark_defaults_with_the_master_hail_and_kryo(tmp_path: Path, venv: Path) -> None:
@@ -331,3 +331,99 @@ def test_nginx_is_found_in_sbin_for_a_user_whose_path_lacks_it(tmp_path: Path, v
         done = run_node(env, "--role", "master")
     assert "nginx not found" not in done.stderr
     assert f"port {taken} on 127.0.0.1 (SPARK_MASTER_PORT) is already in use" in done.stderr
+
+
+# --- extra packages kept on the shared tmp dir (run-node --share-extras / --install-extras) ----------
+
+
+@pytest.fixture
+def real_venv(tmp_path: Path) -> Path:
+    """A real, empty venv of this Python (pip in it), for run-node's installs."""
+    root = tmp_path / "hail-venv"
+    subprocess.run([sys.executable, "-m", "venv", str(root)], check=True)
+    return root
+
+
+def image_scripts(tmp_path: Path) -> Path:
+    """run-node as an image has it: in one folder with the image's installer (packer/scripts/)."""
+    folder = tmp_path / "node-scripts"
+    folder.mkdir(exist_ok=True)
+    for script in [*SCRIPTS.iterdir(), REPO / "packer" / "scripts" / "install-hail-env"]:
+        if not (folder / script.name).exists():
+            (folder / script.name).symlink_to(script)
+    return folder / "run-node"
+
+
+def extras_node(tmp_path: Path, venv: Path, role: str, pins: str) -> tuple[dict[str, str], Path]:
+    """A node's env file beside the image's constraints (both in its etc dir), as on an image."""
+    env = node_env(tmp_path, venv, role)
+    etc = tmp_path / f"etc-{role}"
+    etc.mkdir()
+    (etc / "constraints.txt").write_text(pins)
+    env_file = etc / "node.env"
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items() if k != "PATH"))
+    return {"PATH": os.environ["PATH"]}, env_file
+
+
+def test_the_master_keeps_the_set_and_a_new_node_installs_it_before_starting(tmp_path: Path, real_venv: Path) -> None:
+    """The master keeps the record and the wheels on the shared tmp dir; a node whose record differs
+    installs exactly that set offline from there, once; the second run changes nothing."""
+    from fixtures.wheels import make_wheel
+
+    env, master_env_file = extras_node(tmp_path, real_venv, "master", "tinyextra==1.0\n")
+    wheels = tmp_path / "pushed"
+    make_wheel(wheels, "tinyextra", "1.0")
+    record = tmp_path / "pushed.json"
+    record.write_text('{"python": ["tinyextra==1.0"], "requested": ["tinyextra"], "system": []}\n')
+    shared = run_node(
+        env, "--role", "master", "--env-file", str(master_env_file), "--share-extras", str(record), str(wheels)
+    )
+    assert shared.returncode == 0, shared.stderr
+    share = tmp_path / "tmp" / ".hgi-spark" / "extra-packages"
+    assert (share / "record.json").read_bytes() == record.read_bytes()
+    assert [p.name for p in (share / "wheels").iterdir()] == ["tinyextra-1.0-py3-none-any.whl"]
+    assert oct((share / "record.json").stat().st_mode & 0o777) == "0o644"
+
+    _, worker_env_file = extras_node(tmp_path, real_venv, "worker", "tinyextra==1.0\n")
+    done = run_node(
+        env, "--role", "worker", "--env-file", str(worker_env_file), "--install-extras", script=image_scripts(tmp_path)
+    )
+    assert done.returncode == 0, done.stderr
+    assert "extra packages installed from the shared tmp dir: tinyextra==1.0" in done.stderr
+    imported = subprocess.run(
+        [str(real_venv / "bin" / "python"), "-c", "import tinyextra; print(tinyextra.__version__)"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert imported.stdout.strip() == "1.0", imported.stderr
+    assert (tmp_path / "worker" / "extra-packages.json").read_bytes() == record.read_bytes()
+    again = run_node(
+        env, "--role", "worker", "--env-file", str(worker_env_file), "--install-extras", script=image_scripts(tmp_path)
+    )
+    assert again.returncode == 0 and "extra packages" not in again.stderr, again.stderr
+
+
+def test_a_set_the_image_pins_refuse_leaves_the_node_on_the_image_environment(tmp_path: Path, real_venv: Path) -> None:
+    """One line naming the pin; the node still starts (exit 0), its venv and record untouched."""
+    from fixtures.wheels import make_wheel
+
+    env, env_file = extras_node(tmp_path, real_venv, "worker", "tinyextra==1.0\n")
+    share = tmp_path / "tmp" / ".hgi-spark" / "extra-packages"
+    make_wheel(share / "wheels", "tinyextra", "2.0")
+    (share / "record.json").write_text('{"python": ["tinyextra==2.0"], "requested": ["tinyextra"], "system": []}\n')
+    done = run_node(
+        env, "--role", "worker", "--env-file", str(env_file), "--install-extras", script=image_scripts(tmp_path)
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if "extra packages" in line]
+    assert len(lines) == 1 and "NOT installed" in lines[0] and "pins tinyextra==1.0" in lines[0], done.stderr
+    assert "image's environment" in lines[0]
+    assert not (tmp_path / "worker" / "extra-packages.json").exists()
+    listed = subprocess.run(
+        [str(real_venv / "bin" / "python"), "-m", "pip", "list", "--format=freeze"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "tinyextra" not in listed
