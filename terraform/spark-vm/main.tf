@@ -5,7 +5,8 @@
 # device (a qemu disk whose serial is the made-up volume ID, so /dev/disk/by-id/virtio-... is the
 # path the module derives, as with Cinder).
 #
-# Builtin terraform_data only: one for the cluster network (a bridge in a network namespace), one
+# Builtin terraform_data only: one for the cluster network (a bridge in a network namespace that lets
+# through between the VMs only what the OpenStack internal security group opens), one
 # per VM (scripts/vm-node --start / --destroy), one for the tmp volume. Workers are keyed "1".."N":
 # scaling adds or removes the highest and never touches the running VMs.
 
@@ -77,6 +78,10 @@ module "cluster" {
 locals {
   names = module.cluster.names
 
+  # The OpenStack cluster's internal security group (the cluster module's rules), which vm-net
+  # enforces between the VMs: "tcp:MIN-MAX" words, sorted.
+  member_rules = join(" ", sort([for rule in values(module.cluster.internal_rules) : "${rule.protocol}:${rule.min}-${rule.max}"]))
+
   # What every VM's vm-node reads (README.md); the user-data is added only when a VM is created.
   vm_common = {
     VM_NETNS        = local.netns
@@ -128,7 +133,12 @@ resource "terraform_data" "network" {
   triggers_replace = { netns = local.netns, bridge = local.bridge, address = local.bridge_address, generation = lookup(var.generations, "network", 0) }
   input = {
     vm_net = "${local.scripts_dir}/vm-net"
-    env    = { VM_NETNS = local.netns, VM_BRIDGE = local.bridge, VM_BRIDGE_ADDRESS = local.bridge_address }
+    env = {
+      VM_NETNS          = local.netns
+      VM_BRIDGE         = local.bridge
+      VM_BRIDGE_ADDRESS = local.bridge_address
+      VM_MEMBER_RULES   = local.member_rules
+    }
   }
 
   lifecycle {

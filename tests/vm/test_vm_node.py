@@ -208,6 +208,103 @@ def test_network_down_refuses_while_a_tap_is_attached(tmp_path: Path) -> None:
     assert run([str(VM_NET), "--status"], env).returncode == 3
 
 
+# A TCP server in a member's namespace: accepts on each port and says "ok".
+LISTEN = """
+import socket, sys, threading
+def serve(port):
+    server = socket.create_server(("0.0.0.0", port))
+    while True:
+        connection, _ = server.accept()
+        connection.sendall(b"ok")
+        connection.close()
+for port in sys.argv[1:]:
+    threading.Thread(target=serve, args=(int(port),), daemon=True).start()
+print("listening", flush=True)
+threading.Event().wait()
+"""
+
+CONNECT = """
+import socket, sys
+try:
+    with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2) as connection:
+        print(connection.recv(2).decode())
+except OSError as error:
+    print(type(error).__name__)
+"""
+
+
+@needs_root_net
+@pytest.mark.skipif(not shutil.which("nft"), reason="needs nftables (tests/run installs it)")
+def test_between_members_only_the_security_groups_ports_pass(tmp_path: Path) -> None:
+    """Two members on the cluster bridge (veth pairs in namespaces of their own standing for VMs):
+    a port the group opens connects, with its replies; one it does not is dropped (a timeout, as
+    with Neutron) and counted; the bridge's own address (this machine) is not a member."""
+    tag = f"{os.getpid() % 100000}"
+    env = {
+        "VM_NETNS": f"hgi-test-{tag}-sg",
+        "VM_BRIDGE": "br-cluster",
+        "VM_BRIDGE_ADDRESS": "10.96.0.1/24",
+        "VM_MEMBER_RULES": "tcp:2049-2049 tcp:7000-7010",
+    }
+    members = {f"hgi-test-{tag}-m{i}": f"10.96.0.1{i}" for i in (1, 2)}
+    listener = None
+    assert run([str(VM_NET), "--up"], env).returncode == 0
+    try:
+        for i, (ns, address) in enumerate(members.items(), start=1):
+            subprocess.run(["ip", "netns", "add", ns], check=True)
+            subprocess.run(
+                [
+                    "ip",
+                    "-n",
+                    env["VM_NETNS"],
+                    "link",
+                    "add",
+                    f"hst{tag}p{i}",
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    "eth0",
+                    "netns",
+                    ns,
+                ],
+                check=True,
+            )
+            subprocess.run(
+                ["ip", "-n", env["VM_NETNS"], "link", "set", f"hst{tag}p{i}", "master", "br-cluster", "up"], check=True
+            )
+            subprocess.run(["ip", "-n", ns, "addr", "add", f"{address}/24", "dev", "eth0"], check=True)
+            subprocess.run(["ip", "-n", ns, "link", "set", "eth0", "up"], check=True)
+        first, second = members
+        listener = subprocess.Popen(
+            ["ip", "netns", "exec", first, "python3", "-c", LISTEN, "2049", "7005", "8080"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert listener.stdout is not None and listener.stdout.readline().strip() == "listening"
+
+        def connect(ns: str, port: int) -> str:
+            argv = ["ip", "netns", "exec", ns, "python3", "-c", CONNECT, members[first], str(port)]
+            return subprocess.run(argv, capture_output=True, text=True, check=True, timeout=30).stdout.strip()
+
+        assert connect(second, 2049) == "ok"
+        assert connect(second, 7005) == "ok"
+        assert connect(second, 8080) == "TimeoutError"  # dropped, not refused
+        assert connect(env["VM_NETNS"], 8080) == "ok"  # the bridge's address is this machine, not a member
+        status = run([str(VM_NET), "--status"], env).stdout
+        dropped = int(status.split("security group: ", 1)[1].split()[0])
+        assert dropped > 0, status
+        assert "kept" in run([str(VM_NET), "--up"], env).stderr  # reloaded, not doubled
+        assert connect(second, 8080) == "TimeoutError" and connect(second, 2049) == "ok"
+    finally:
+        if listener is not None:
+            listener.kill()
+            listener.wait()
+        for ns in members:
+            subprocess.run(["ip", "netns", "del", ns], check=False)
+        assert run([str(VM_NET), "--down", "--force"], env).returncode == 0
+
+
 def boot_image() -> Path | None:
     image = Path(os.environ.get("HGI_SPARK_VM_IMAGE", DEV_IMAGE))
     return image if image.is_file() else None

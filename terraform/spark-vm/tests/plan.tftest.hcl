@@ -139,6 +139,16 @@ run "network_device_names_fit_and_macs_differ" {
     condition     = terraform_data.network.input.env.VM_BRIDGE_ADDRESS == "10.77.0.1/24" && startswith(terraform_data.network.input.env.VM_NETNS, "hgi-spark-vm-t-")
     error_message = "the bridge is host 1 of the subnet in the deployment's own namespace"
   }
+
+  assert {
+    condition     = contains(split(" ", terraform_data.network.input.env.VM_MEMBER_RULES), "tcp:2049-2049") && contains(split(" ", terraform_data.network.input.env.VM_MEMBER_RULES), "tcp:22-22")
+    error_message = "the VMs' filter opens what the internal security group opens: NFSv4 and ssh among them"
+  }
+
+  assert {
+    condition     = length([for rule in split(" ", terraform_data.network.input.env.VM_MEMBER_RULES) : rule if contains(["tcp:111-111", "tcp:20048-20048", "tcp:32765-32765"], rule)]) == 0
+    error_message = "nothing for rpcbind, mountd or statd: NFSv4 only"
+  }
 }
 
 run "two_deployments_get_different_namespaces_and_taps" {
