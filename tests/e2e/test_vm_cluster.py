@@ -224,6 +224,18 @@ def test_submit_runs_the_job_with_executors_on_both_workers(cluster: VmCluster, 
 NODES = ("spark-vm-e2e-master", "spark-vm-e2e-worker-001", "spark-vm-e2e-worker-002")
 
 
+def on_both_workers(cluster: VmCluster, job: Path, body: str) -> str:
+    """`submit` of a job with executors on both workers (os, socket and sc at hand); what it printed
+    after 'ANSWER '."""
+    job.write_text(
+        "import os, socket\n"
+        "from pyspark import SparkConf, SparkContext\n"
+        'sc = SparkContext.getOrCreate(SparkConf().set("spark.dynamicAllocation.minExecutors", "2"))\n' + body
+    )
+    done = cluster.invoke("submit", str(job), timeout=3600)
+    return done.stdout.split("ANSWER ", 1)[1].splitlines()[0]
+
+
 def node_health(cluster: VmCluster) -> dict[str, dict[str, Any]]:
     shown = json.loads(cluster.invoke("status", "--nodes", "--json").stdout)
     return {n["name"]: n for n in shown["nodes"]}
@@ -308,18 +320,14 @@ def test_install_puts_an_extra_package_on_every_vm_and_a_job_imports_it_on_both_
     assert again.stdout.count("ok: unchanged") == len(NODES), again.stdout
     assert all(n["extra_packages"].startswith("toolz==") for n in node_health(cluster).values())
 
-    job = tmp_path / "job.py"
-    job.write_text(
-        "import socket\n"
-        "from pyspark import SparkConf, SparkContext\n"
-        'sc = SparkContext.getOrCreate(SparkConf().set("spark.dynamicAllocation.minExecutors", "2"))\n'
+    seen = on_both_workers(
+        cluster,
+        tmp_path / "extras.py",
         "def probe(_):\n"
         "    import toolz\n"
         "    return socket.gethostname(), toolz.__version__\n"
-        "print('EXTRAS', sorted(set(sc.parallelize(range(40), 40).map(probe).collect())))\n"
+        "print('ANSWER', sorted(set(sc.parallelize(range(40), 40).map(probe).collect())))\n",
     )
-    ran = cluster.invoke("submit", str(job), timeout=3600)
-    seen = ran.stdout.split("EXTRAS ", 1)[1].splitlines()[0]
     assert "spark-vm-e2e-worker-001" in seen and "spark-vm-e2e-worker-002" in seen, seen
     path.write_text(yaml.safe_dump(document))  # the next tests' YAML as before (toolz stays installed)
 
@@ -363,23 +371,18 @@ def nfs_job(cluster: VmCluster, tmp_path: Path, tag: str) -> None:
     """A job whose tasks write a file each into the shared tmp dir on every worker; the driver, on
     the master, then lists the export: each worker's files arrived through NFS."""
     folder = f"{config.load_image('hail-base/1.0.0').layout.hail_tmp_dir}/nfs-probe/{tag}"
-    job = tmp_path / f"nfs-{tag}.py"
-    job.write_text(
-        "import os, socket\n"
-        "from pyspark import SparkConf, SparkContext\n"
-        'sc = SparkContext.getOrCreate(SparkConf().set("spark.dynamicAllocation.minExecutors", "2"))\n'
+    seen = on_both_workers(
+        cluster,
+        tmp_path / f"nfs-{tag}.py",
         f"folder = {folder!r}\n"
         "os.makedirs(folder, exist_ok=True)\n"
         "def write(i):\n"
         "    host = socket.gethostname()\n"
         "    with open(f'{folder}/{host}.{i}', 'w') as out:\n"
         "        out.write(host)\n"
-        "    return host\n"
-        "wrote = sorted(set(sc.parallelize(range(40), 40).map(write).collect()))\n"
-        "print('SEEN', sorted({name.split('.')[0] for name in os.listdir(folder)}))\n"
+        "sc.parallelize(range(40), 40).foreach(write)\n"
+        "print('ANSWER', sorted({name.split('.')[0] for name in os.listdir(folder)}))\n",
     )
-    done = cluster.invoke("submit", str(job), timeout=3600)
-    seen = done.stdout.split("SEEN ", 1)[1].splitlines()[0]
     for worker in NODES[1:]:
         assert worker in seen, (tag, seen)
 
