@@ -345,7 +345,9 @@ def test_scaling_leaves_running_vms_untouched_and_a_new_worker_boots_with_the_ex
     assert {k: grown[k] for k in before} == before and "worker-3" in grown
     said = done.stdout + done.stderr
     assert "extra packages: spark-vm-e2e-worker-003: ok: unchanged" in said, said[-3000:]
-    boot = node_ssh(cluster, "spark-vm-e2e-worker-003", "grep", "extra packages", "/var/log/cloud-init-output.log")
+    boot = node_ssh(
+        cluster, "spark-vm-e2e-worker-003", "sudo", "-n", "grep", "extra packages", "/var/log/cloud-init-output.log"
+    )
     assert "extra packages installed from the shared tmp dir: toolz==" in boot.stdout, boot.stdout + boot.stderr
     cluster.define(workers=2)
     cluster.invoke("plan", "--to", "update")
