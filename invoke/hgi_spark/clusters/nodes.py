@@ -103,23 +103,8 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
-def run_on(
-    config: Path, node: remote.Node, script: str, timeout_s: float, *, reconnects: int = 0, pause_s: float = 5.0
-) -> Answer:
-    """``bash -s`` on one node with ``script`` on stdin; killed with its jump ssh after ``timeout_s``.
-    ``reconnects``: how often a connection that failed before the script said anything is tried
-    again (an idempotent change such as install; a loaded master's sshd can miss the banner
-    deadline of a jump ssh), ``pause_s`` apart. A read, such as status, asks once and says why not."""
-    answer = _run_once(config, node, script, timeout_s)
-    for _ in range(reconnects):
-        if answer.ok or answer.stdout or answer.problem.startswith("no answer over ssh"):
-            break
-        time.sleep(pause_s)
-        answer = _run_once(config, node, script, timeout_s)
-    return answer
-
-
-def _run_once(config: Path, node: remote.Node, script: str, timeout_s: float) -> Answer:
+def run_on(config: Path, node: remote.Node, script: str, timeout_s: float) -> Answer:
+    """``bash -s`` on one node with ``script`` on stdin; killed with its jump ssh after ``timeout_s``."""
     process = subprocess.Popen(
         ["ssh", "-F", str(config), node.name, "bash -s"],
         stdin=subprocess.PIPE,
@@ -136,7 +121,7 @@ def _run_once(config: Path, node: remote.Node, script: str, timeout_s: float) ->
         process.communicate()
         return Answer(node, False, problem=f"no answer over ssh within {timeout_s:.0f} s")
     if process.returncode == 255:
-        return Answer(node, False, stdout=stdout, problem=_last_line(stderr) or "ssh failed (exit 255)")
+        return Answer(node, False, problem=_last_line(stderr) or "ssh failed (exit 255)")
     return Answer(node, True, stdout=stdout)
 
 
@@ -149,10 +134,9 @@ def fan_out(
     deployment: str,
     timeout_s: float,
     say: Callable[[str], None] | None = None,
-    reconnects: int = 0,
 ) -> list[Answer]:
     """``script(node)`` on every node at once; answers in node order. A worker whose host key is not
-    pinned is not asked (ssh would refuse it): its answer says so. ``reconnects``: see run_on."""
+    pinned is not asked (ssh would refuse it): its answer says so."""
     found = remote.nodes(outputs)
     if not found:
         return []
@@ -166,7 +150,7 @@ def fan_out(
         config.write_text(ssh_config(outputs, known_hosts, port=port, deployment=deployment), encoding="utf-8")
 
         def one(node: remote.Node) -> Answer:
-            answer = run_on(config, node, script(node), timeout_s, reconnects=reconnects)
+            answer = run_on(config, node, script(node), timeout_s)
             if say:
                 say(f"{node.name}: {'answered' if answer.ok else answer.problem}")
             return answer
