@@ -44,6 +44,9 @@ from hgi_spark.core.layout import cache_dir
 
 RECORD = "extra-packages.json"  # in the image layout's state_dir on every node
 INSTALL_TIMEOUT_S = 1200.0  # one node: unpack, apt-get, pip, byte-compile (minutes under emulation)
+# A node whose ssh failed before the script started is asked again (the script is idempotent): four
+# emulated VMs on two cores made the master's sshd miss the banner deadline of the workers' jumps.
+INSTALL_RECONNECTS = 3
 # The image is Debian 12 on x86_64 (glibc 2.36): wheels for any manylinux up to that glibc fit it.
 PLATFORMS = (*(f"manylinux_2_{minor}_x86_64" for minor in range(36, 16, -1)), "manylinux2014_x86_64")
 # What pip may read of this machine's settings: the index it reaches by default (PIP_INDEX_URL,
@@ -436,6 +439,7 @@ def install_nodes(
         deployment=str(deployment.ref),
         timeout_s=INSTALL_TIMEOUT_S,
         say=lambda text: say(f"install: {text}"),
+        reconnects=INSTALL_RECONNECTS,
     )
     results = tuple(node_result(a.node.name, a.ok, a.stdout, a.problem) for a in answers)
     return InstallReport(resolution, results)

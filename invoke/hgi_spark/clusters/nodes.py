@@ -24,6 +24,7 @@ import shlex
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -103,8 +104,35 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
-def run_on(config: Path, node: remote.Node, script: str, timeout_s: float) -> Answer:
-    """``bash -s`` on one node with ``script`` on stdin; killed with its jump ssh after ``timeout_s``."""
+#: How ssh says it failed before a session opened (so the script never ran): a loaded sshd missing the
+#: banner deadline (four emulated VMs on two cores did that to the workers' jumps), or a refused or
+#: dropped connection. Only these are asked again, and only for an idempotent script.
+_BEFORE_SESSION = re.compile(
+    r"banner exchange|kex_exchange_identification|Connection (refused|reset|closed|timed out)|"
+    r"channel \d+: open failed|stdio forwarding failed"
+)
+
+
+def run_on(
+    config: Path, node: remote.Node, script: str, timeout_s: float, *, reconnects: int = 0, pause_s: float = 5.0
+) -> Answer:
+    """``bash -s`` on one node with ``script`` on stdin, all within ``timeout_s``. ``reconnects``: how
+    often a connection that failed before a session opened is tried again, ``pause_s`` apart (for an
+    idempotent change such as install); a read such as status asks once and says why not."""
+    deadline = time.monotonic() + timeout_s
+    answer = _run_once(config, node, script, timeout_s)
+    for _ in range(reconnects):
+        left = deadline - time.monotonic() - pause_s
+        if answer.ok or answer.stdout or not _BEFORE_SESSION.search(answer.problem) or left < CONNECT_TIMEOUT_S:
+            break
+        time.sleep(pause_s)
+        answer = _run_once(config, node, script, left)
+    return answer
+
+
+def _run_once(config: Path, node: remote.Node, script: str, timeout_s: float) -> Answer:
+    """One ssh. Its process group (the jump ssh with it) is killed once it ends or at the deadline: a
+    jump whose far end never closes (a silent worker) would otherwise hold the pipes open."""
     process = subprocess.Popen(
         ["ssh", "-F", str(config), node.name, "bash -s"],
         stdin=subprocess.PIPE,
@@ -112,16 +140,41 @@ def run_on(config: Path, node: remote.Node, script: str, timeout_s: float) -> An
         stderr=subprocess.PIPE,
         text=True,
         errors="replace",
-        start_new_session=True,  # its own process group: the jump ssh goes with it
+        start_new_session=True,
     )
+    assert process.stdin and process.stdout and process.stderr
+    read: dict[str, str] = {}
+
+    def feed() -> None:
+        with contextlib.suppress(OSError):  # ssh gone before it read everything: its exit says why
+            process.stdin.write(script)
+            process.stdin.close()
+
+    def drain(name: str, stream: Any) -> None:
+        read[name] = stream.read()
+
+    threads = [
+        threading.Thread(target=feed, daemon=True),
+        threading.Thread(target=drain, args=("stdout", process.stdout), daemon=True),
+        threading.Thread(target=drain, args=("stderr", process.stderr), daemon=True),
+    ]
+    for thread in threads:
+        thread.start()
     try:
-        stdout, stderr = process.communicate(script, timeout=timeout_s)
+        process.wait(timeout=timeout_s)
+        timed_out = False
     except subprocess.TimeoutExpired:
+        timed_out = True
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
+    process.wait()
+    for thread in threads[1:]:
+        thread.join(timeout=5)
+    stdout, stderr = read.get("stdout", ""), read.get("stderr", "")
+    if timed_out:
         return Answer(node, False, problem=f"no answer over ssh within {timeout_s:.0f} s")
     if process.returncode == 255:
-        return Answer(node, False, problem=_last_line(stderr) or "ssh failed (exit 255)")
+        return Answer(node, False, stdout=stdout, problem=_last_line(stderr) or "ssh failed (exit 255)")
     return Answer(node, True, stdout=stdout)
 
 
@@ -134,9 +187,10 @@ def fan_out(
     deployment: str,
     timeout_s: float,
     say: Callable[[str], None] | None = None,
+    reconnects: int = 0,
 ) -> list[Answer]:
     """``script(node)`` on every node at once; answers in node order. A worker whose host key is not
-    pinned is not asked (ssh would refuse it): its answer says so."""
+    pinned is not asked (ssh would refuse it): its answer says so. ``reconnects``: see run_on."""
     found = remote.nodes(outputs)
     if not found:
         return []
@@ -150,7 +204,7 @@ def fan_out(
         config.write_text(ssh_config(outputs, known_hosts, port=port, deployment=deployment), encoding="utf-8")
 
         def one(node: remote.Node) -> Answer:
-            answer = run_on(config, node, script(node), timeout_s)
+            answer = run_on(config, node, script(node), timeout_s, reconnects=reconnects)
             if say:
                 say(f"{node.name}: {'answered' if answer.ok else answer.problem}")
             return answer

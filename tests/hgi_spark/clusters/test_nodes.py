@@ -9,7 +9,9 @@ tests/e2e/test_nodes_over_ssh.py.
 from __future__ import annotations
 
 import base64
+import os
 import subprocess
+import time
 from pathlib import Path
 
 from hgi_spark.clusters import health, nodes, remote
@@ -164,3 +166,57 @@ def test_the_scripts_sent_to_the_nodes_are_shellcheck_clean(tmp_path: Path) -> N
         script.write_text("#!/bin/bash\n" + text)
         done = subprocess.run(["shellcheck", str(script)], capture_output=True, text=True, check=False)
         assert done.returncode == 0, done.stdout
+
+
+def flaky_ssh(folder: Path, failures: int) -> Path:
+    """An ssh client on PATH whose first ``failures`` connections time out in the banner exchange
+    (what a loaded master's sshd did to the workers' jumps under emulation), then runs the script.
+    A stand-in: a real sshd cannot be made to miss the banner deadline on demand."""
+    count = folder / "attempts"
+    ssh = folder / "ssh"
+    ssh.write_text(
+        "#!/bin/bash\n"
+        f'n=$(( $(cat {count} 2>/dev/null || echo 0) + 1 )); echo "$n" >{count}\n'
+        f"if (( n <= {failures} )); then echo 'Connection timed out during banner exchange' >&2; exit 255; fi\n"
+        "exec bash -s\n"
+    )
+    ssh.chmod(0o755)
+    return count
+
+
+def test_an_install_asks_again_when_ssh_failed_before_the_script_ran(tmp_path: Path, monkeypatch) -> None:
+    count = flaky_ssh(tmp_path, failures=2)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    node = remote.Node("spark-t-worker-001", "worker", "10.0.0.11")
+    answer = nodes.run_on(tmp_path / "config", node, "echo done\n", 30, reconnects=3, pause_s=0)
+    assert answer.ok and answer.stdout == "done\n" and count.read_text().strip() == "3"
+
+    count.unlink()
+    once = nodes.run_on(tmp_path / "config", node, "echo done\n", 30, pause_s=0)
+    assert not once.ok and once.problem == "Connection timed out during banner exchange"
+    assert count.read_text().strip() == "1"  # a read asks once
+
+
+def test_a_jump_that_never_ends_does_not_hold_the_answer(tmp_path: Path, monkeypatch) -> None:
+    """ssh exits but the jump it started keeps its stderr (a silent worker's forward never closes):
+    the answer comes when ssh ends, not at the deadline. A stand-in ssh: the real case needs a
+    master whose sshd forwards to a port that never speaks (tests/e2e/test_nodes_over_ssh.py)."""
+    ssh = tmp_path / "ssh"
+    ssh.write_text("#!/bin/bash\nsleep 300 &\necho 'Connection timed out during banner exchange' >&2\nexit 255\n")
+    ssh.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    node = remote.Node("spark-t-worker-003", "worker", "10.0.0.13")
+    started = time.monotonic()
+    answer = nodes.run_on(tmp_path / "config", node, "echo done\n", 60)
+    assert time.monotonic() - started < 10
+    assert not answer.ok and answer.problem == "Connection timed out during banner exchange"
+
+
+def test_asking_again_stops_at_the_deadline(tmp_path: Path, monkeypatch) -> None:
+    count = flaky_ssh(tmp_path, failures=100)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    node = remote.Node("spark-t-worker-001", "worker", "10.0.0.11")
+    answer = nodes.run_on(
+        tmp_path / "config", node, "echo done\n", nodes.CONNECT_TIMEOUT_S + 3, reconnects=5, pause_s=2
+    )
+    assert not answer.ok and count.read_text().strip() == "2"
