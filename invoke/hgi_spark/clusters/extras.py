@@ -266,12 +266,12 @@ def resolve_for(deployment: Deployment, image: Image, say: Callable[[str], None]
 # --- on the nodes ---------------------------------------------------------------------------------------
 
 
-def tarball(wheels: Path) -> str:
-    """The wheels as one base64 line (a gzip'd tar), for a here-document on ssh's stdin."""
+def tarball(wheels: Path, debs: Sequence[Path] = ()) -> str:
+    """The wheels (and .debs) as one base64 line (a gzip'd tar), for a here-document on ssh's stdin."""
     data = io.BytesIO()
     with tarfile.open(fileobj=data, mode="w:gz") as tar:
-        for wheel in sorted(wheels.glob("*.whl")):
-            tar.add(wheel, arcname=wheel.name)
+        for file in [*sorted(wheels.glob("*.whl")), *debs]:
+            tar.add(file, arcname=file.name)
     return base64.b64encode(data.getvalue()).decode("ascii")
 
 
@@ -300,12 +300,33 @@ missing=()
 for package in {system}; do
   dpkg-query -W -f='${{Status}}' "$package" 2>/dev/null | grep -q ' installed$' || missing+=("$package")
 done
-if [ "${{#missing[@]}}" -gt 0 ]; then
-  if ! "${{as_root[@]}}" env DEBIAN_FRONTEND=noninteractive sh -c \\
-    'apt-get update -qq && apt-get install -y -qq --no-install-recommends "$@"' apt "${{missing[@]}}" \\
-    >"$work/apt.log" 2>&1; then
+debs=()
+for deb in "$work"/wheels/*.deb; do [ -e "$deb" ] && debs+=("$deb"); done
+if [ "${{#missing[@]}}" -gt 0 ] && [ "${{#debs[@]}}" -gt 0 ]; then
+  # The .debs resolved for this cluster's nodes: installed offline; what they bring is marked automatic.
+  if ! "${{as_root[@]}}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \\
+    -o DPkg::Lock::Timeout=300 "${{debs[@]}}" >"$work/apt.log" 2>&1; then
     result failed "apt-get install ${{missing[*]}}: $(reason '^E: ' "$work/apt.log")"
   fi
+  brought=()
+  for deb in "${{debs[@]}}"; do
+    name="$(dpkg-deb -f "$deb" Package)"
+    case " ${{missing[*]}} " in *" $name "*) ;; *) brought+=("$name") ;; esac
+  done
+  [ "${{#brought[@]}}" -eq 0 ] || "${{as_root[@]}}" apt-mark auto "${{brought[@]}}" >/dev/null 2>&1
+elif [ "${{#missing[@]}}" -gt 0 ]; then
+  # Nothing was pushed (the master had them all): this node's own apt sources.
+  if ! "${{as_root[@]}}" env DEBIAN_FRONTEND=noninteractive sh -c \\
+    'apt-get update -qq && apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=300 "$@"' \\
+    apt "${{missing[@]}}" >"$work/apt.log" 2>&1; then
+    result failed "apt-get install ${{missing[*]}}: $(reason '^E: ' "$work/apt.log")"
+  fi
+fi
+if [ "${{#missing[@]}}" -gt 0 ]; then
+  for package in "${{missing[@]}}"; do
+    dpkg-query -W -f='${{Status}}' "$package" 2>/dev/null | grep -q ' installed$' \\
+      || result failed "apt-get install ${{missing[*]}}: $package is still not installed"
+  done
   changed="${{missing[*]}}"
 fi
 pins=({pins})
@@ -413,6 +434,31 @@ def node_result(name: str, ok: bool, stdout: str, problem: str) -> NodeResult:
     return NodeResult(name, False, f"FAILED: {text}")
 
 
+def _debs_for(
+    deployment: Deployment,
+    outputs: Mapping[str, Any],
+    known_hosts: Path,
+    resolution: Resolution,
+    port: int,
+    say: Callable[[str], None],
+) -> list[Path]:
+    """The .debs of the Debian packages the master lacks, resolved here against its apt (clusters/debs.py):
+    nodes on private networks reach no mirror, and the image keeps no package lists."""
+    from hgi_spark.clusters import debs, nodes, remote
+
+    if not resolution.system:
+        return []
+    master = remote.nodes(outputs)[0]
+    answer = nodes.ask(outputs, known_hosts, master, debs.FACTS_SCRIPT, port=port, deployment=str(deployment.ref))
+    if not answer.ok:
+        raise ToolError(
+            f"{master.name} did not say what its apt has ({answer.problem}); nothing was installed",
+            fix=f"check the master with: {deployment.ref.command('status --nodes')}",
+        )
+    where = deployment.where(("extra_system_packages",))
+    return debs.resolve(debs.NodeApt.parse(answer.stdout), resolution.system, where=where, say=say).files()
+
+
 def install_nodes(
     deployment: Deployment,
     image: Image,
@@ -429,13 +475,14 @@ def install_nodes(
         raise NotFoundError(f"deployment {deployment.ref} is not up", fix=f"bring it up: {up}")
     known_hosts = deployment.paths.known_hosts
     nodes.pin_missing(outputs, read_console, known_hosts)
-    packed = tarball(resolution.wheels)
+    port = int((deployment.settings.get("ports") or {}).get("ssh", 22))
+    packed = tarball(resolution.wheels, _debs_for(deployment, outputs, known_hosts, resolution, port, say))
     say(f"installing {resolution.shown()} on {len(remote.nodes(outputs))} node(s) over ssh")
     answers = nodes.fan_out(
         outputs,
         known_hosts,
         lambda node: install_script(resolution, image, packed, node.role),
-        port=int((deployment.settings.get("ports") or {}).get("ssh", 22)),
+        port=port,
         deployment=str(deployment.ref),
         timeout_s=INSTALL_TIMEOUT_S,
         say=lambda text: say(f"install: {text}"),

@@ -26,7 +26,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,6 +178,32 @@ def _run_once(config: Path, node: remote.Node, script: str, timeout_s: float) ->
     return Answer(node, True, stdout=stdout)
 
 
+@contextlib.contextmanager
+def _config_file(outputs: Mapping[str, Any], known_hosts: Path, *, port: int, deployment: str) -> Iterator[Path]:
+    """``ssh_config`` in a private temporary file, gone afterwards."""
+    with tempfile.TemporaryDirectory(prefix="hgi-ssh-") as folder:
+        config = Path(folder) / "config"
+        config.write_text(ssh_config(outputs, known_hosts, port=port, deployment=deployment), encoding="utf-8")
+        yield config
+
+
+def ask(
+    outputs: Mapping[str, Any],
+    known_hosts: Path,
+    node: remote.Node,
+    script: str,
+    *,
+    port: int,
+    deployment: str,
+    timeout_s: float = STATUS_TIMEOUT_S,
+) -> Answer:
+    """One read-only ``script`` on one node (asked once)."""
+    if not remote.pinned_keys(known_hosts, node.name):
+        return Answer(node, False, problem="its host key is not pinned")
+    with _config_file(outputs, known_hosts, port=port, deployment=deployment) as config:
+        return run_on(config, node, script, timeout_s)
+
+
 def fan_out(
     outputs: Mapping[str, Any],
     known_hosts: Path,
@@ -199,9 +225,7 @@ def fan_out(
         missing.insert(0, found[0])
     why = "its host key is not pinned (run the deployment's ssh-config task once the node is up)"
     asked = [n for n in found if n not in missing]
-    with tempfile.TemporaryDirectory(prefix="hgi-ssh-") as folder:
-        config = Path(folder) / "config"
-        config.write_text(ssh_config(outputs, known_hosts, port=port, deployment=deployment), encoding="utf-8")
+    with _config_file(outputs, known_hosts, port=port, deployment=deployment) as config:
 
         def one(node: remote.Node) -> Answer:
             answer = run_on(config, node, script(node), timeout_s, reconnects=reconnects)

@@ -365,6 +365,18 @@ def extras_node(tmp_path: Path, venv: Path, role: str, pins: str) -> tuple[dict[
     return {"PATH": os.environ["PATH"]}, env_file
 
 
+def make_deb(folder: Path, name: str, version: str) -> Path:
+    """A real, empty .deb built by dpkg-deb (what the install task pushes beside the wheels)."""
+    root = folder / f".{name}"
+    (root / "DEBIAN").mkdir(parents=True)
+    control = f"Package: {name}\nVersion: {version}\nArchitecture: all\nMaintainer: t <t@example.org>\nDescription: t\n"
+    (root / "DEBIAN" / "control").write_text(control)
+    target = folder / f"{name}_{version}_all.deb"
+    subprocess.run(["dpkg-deb", "--build", str(root), str(target)], capture_output=True, check=True)
+    shutil.rmtree(root)
+    return target
+
+
 def test_the_master_keeps_the_set_and_a_new_node_installs_it_before_starting(tmp_path: Path, real_venv: Path) -> None:
     """The master keeps the record and the wheels on the shared tmp dir; a node whose record differs
     installs exactly that set offline from there, once; the second run changes nothing."""
@@ -373,8 +385,10 @@ def test_the_master_keeps_the_set_and_a_new_node_installs_it_before_starting(tmp
     env, master_env_file = extras_node(tmp_path, real_venv, "master", "tinyextra==1.0\n")
     wheels = tmp_path / "pushed"
     make_wheel(wheels, "tinyextra", "1.0")
+    make_deb(wheels, "hgi-spark-tiny", "1.0")
     record = tmp_path / "pushed.json"
-    record.write_text('{"python": ["tinyextra==1.0"], "requested": ["tinyextra"], "system": []}\n')
+    # bash: a Debian package the node has, so this test's node needs no apt (the VM test installs one)
+    record.write_text('{"python": ["tinyextra==1.0"], "requested": ["tinyextra"], "system": ["bash"]}\n')
     shared = run_node(
         env, "--role", "master", "--env-file", str(master_env_file), "--share-extras", str(record), str(wheels)
     )
@@ -382,6 +396,7 @@ def test_the_master_keeps_the_set_and_a_new_node_installs_it_before_starting(tmp
     share = tmp_path / "tmp" / ".hgi-spark" / "extra-packages"
     assert (share / "record.json").read_bytes() == record.read_bytes()
     assert [p.name for p in (share / "wheels").iterdir()] == ["tinyextra-1.0-py3-none-any.whl"]
+    assert [p.name for p in (share / "debs").iterdir()] == ["hgi-spark-tiny_1.0_all.deb"]
     assert oct((share / "record.json").stat().st_mode & 0o777) == "0o644"
 
     _, worker_env_file = extras_node(tmp_path, real_venv, "worker", "tinyextra==1.0\n")
@@ -389,7 +404,7 @@ def test_the_master_keeps_the_set_and_a_new_node_installs_it_before_starting(tmp
         env, "--role", "worker", "--env-file", str(worker_env_file), "--install-extras", script=image_scripts(tmp_path)
     )
     assert done.returncode == 0, done.stderr
-    assert "extra packages installed from the shared tmp dir: tinyextra==1.0" in done.stderr
+    assert "extra packages installed from the shared tmp dir: tinyextra==1.0 bash" in done.stderr
     imported = subprocess.run(
         [str(real_venv / "bin" / "python"), "-c", "import tinyextra; print(tinyextra.__version__)"],
         capture_output=True,
