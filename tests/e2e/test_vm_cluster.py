@@ -73,7 +73,7 @@ class VmCluster:
         """The deployment's self-signed certificate (made by the first plan)."""
         return secrets.TlsFiles.of(config.load_deployment(self.name, Repository(self.root)).paths).certificate_file
 
-    def define(self, workers: int, extras: tuple[str, ...] = ()) -> None:
+    def define(self, workers: int, extras: tuple[str, ...] = (), debian: tuple[str, ...] = ()) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         document = {
             "workers": workers,
@@ -82,6 +82,7 @@ class VmCluster:
             "ssh_public_key_file": str(self.key) + ".pub",
             "tmp_volume_gb": 4,
         } | ({"extra_python_packages": list(extras)} if extras else {})
+        document |= {"extra_system_packages": list(debian)} if debian else {}
         (self.folder / "deployment.yml").write_text(yaml.safe_dump(document))
 
     def invoke(
@@ -302,7 +303,9 @@ def test_install_puts_an_extra_package_on_every_vm_and_a_job_imports_it_on_both_
 ) -> None:
     """The image's install-hail-env for real on every VM (as the image's user, sudo -n): toolz (absent
     from the image's constraints) resolved and downloaded on this machine, its wheel sent over ssh
-    (the VMs have no internet), a conflicting pin refused first with nothing changed."""
+    (the VMs have no internet), a conflicting pin refused first with nothing changed. jq, a Debian
+    package the image lacks, is resolved here against the master's apt and its .debs (with libjq1
+    and libonig5) installed offline: the VMs have no mirror."""
     path = cluster.folder / "deployment.yml"
     document = yaml.safe_load(path.read_text())
     path.write_text(yaml.safe_dump(document | {"extra_python_packages": ["numpy==1.26.4"]}))
@@ -310,15 +313,19 @@ def test_install_puts_an_extra_package_on_every_vm_and_a_job_imports_it_on_both_
     assert refused.returncode == 3 and "conflicts with the image's pin numpy==" in refused.stderr, refused.stderr
     assert all(not n.get("extra_packages") for n in node_health(cluster).values())
 
-    path.write_text(yaml.safe_dump(document | {"extra_python_packages": ["toolz"]}))
+    path.write_text(yaml.safe_dump(document | {"extra_python_packages": ["toolz"], "extra_system_packages": ["jq"]}))
     started = time.monotonic()
     done = cluster.invoke("install", timeout=3600)
     print(f"install on {len(NODES)} VMs took {time.monotonic() - started:.1f} s\n{done.stdout}")
     for name in NODES:
-        assert f"{name}: ok: installed toolz==" in done.stdout, done.stdout
+        assert f"{name}: ok: installed jq toolz==" in done.stdout, done.stdout
     again = cluster.invoke("install")
     assert again.stdout.count("ok: unchanged") == len(NODES), again.stdout
     assert all(n["extra_packages"].startswith("toolz==") for n in node_health(cluster).values())
+    assert all(n["extra_packages"].endswith(", jq") for n in node_health(cluster).values())
+    for name in NODES[1:]:
+        jq = node_ssh(cluster, name, "jq", "--version", ";", "apt-mark", "showauto", "libjq1", "libonig5")
+        assert jq.stdout.split() == ["jq-1.6", "libjq1", "libonig5"], jq.stdout + jq.stderr
 
     seen = on_both_workers(
         cluster,
@@ -329,16 +336,17 @@ def test_install_puts_an_extra_package_on_every_vm_and_a_job_imports_it_on_both_
         "print('ANSWER', sorted(set(sc.parallelize(range(40), 40).map(probe).collect())))\n",
     )
     assert "spark-vm-e2e-worker-001" in seen and "spark-vm-e2e-worker-002" in seen, seen
-    path.write_text(yaml.safe_dump(document))  # the next tests' YAML as before (toolz stays installed)
+    path.write_text(yaml.safe_dump(document))  # the next tests' YAML as before (toolz and jq stay installed)
 
 
 @pytest.mark.skipif(not LONG, reason="scaling under software emulation takes many minutes: HGI_VM_LONG=1")
 def test_scaling_leaves_running_vms_untouched_and_a_new_worker_boots_with_the_extras(cluster: VmCluster) -> None:
-    """2 -> 3 -> 2 workers with toolz in the YAML (installed by the test before): the running VMs keep
-    their qemu; the new worker installs toolz from the master's shared set at its first boot, before
-    its Spark worker starts, so the install after `update` finds it there already."""
+    """2 -> 3 -> 2 workers with toolz and jq in the YAML (installed by the test before): the running
+    VMs keep their qemu; the new worker installs both from the master's shared set (wheels and .debs)
+    at its first boot, offline, before its Spark worker starts, so the install after `update` finds
+    them there already."""
     before = cluster.qemu_pids()
-    cluster.define(workers=3, extras=("toolz",))
+    cluster.define(workers=3, extras=("toolz",), debian=("jq",))
     cluster.invoke("plan", "--to", "update")
     done = cluster.invoke("update")
     grown = cluster.qemu_pids()
@@ -349,6 +357,9 @@ def test_scaling_leaves_running_vms_untouched_and_a_new_worker_boots_with_the_ex
         cluster, "spark-vm-e2e-worker-003", "sudo", "-n", "grep", "extra packages", "/var/log/cloud-init-output.log"
     )
     assert "extra packages installed from the shared tmp dir: toolz==" in boot.stdout, boot.stdout + boot.stderr
+    assert boot.stdout.rstrip().endswith(" jq"), boot.stdout
+    jq = node_ssh(cluster, "spark-vm-e2e-worker-003", "jq", "--version")
+    assert jq.stdout.strip() == "jq-1.6", jq.stdout + jq.stderr
     cluster.define(workers=2)
     cluster.invoke("plan", "--to", "update")
     cluster.invoke("update")

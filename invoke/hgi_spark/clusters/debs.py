@@ -1,5 +1,5 @@
 """Debian packages for nodes that have no apt mirror: resolved and downloaded on this machine, against
-the node's own apt sources and dpkg status, then pushed to the nodes with the wheels.
+the master's own apt sources and its image's dpkg status, then pushed to the nodes with the wheels.
 
 Nodes on a private network (and the VM cluster's VMs) reach no Debian mirror, and the image keeps no
 package lists. So apt runs here, in a private root (its own lists, cache, sources and status under
@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -25,24 +26,32 @@ from pathlib import Path
 from hgi_spark.core.errors import ConfigError, ToolError
 from hgi_spark.core.layout import cache_dir
 
-#: What a node says of its apt: the script's framed answer (read by ``NodeApt.parse``).
-FACTS_SCRIPT = """set -u
+#: What a node says of its apt (read by ``NodeApt.parse``): the image's dpkg status where run-node kept
+#: it at the first boot (``STATE_DIR/image-dpkg-status``), so the .debs are those a new node needs.
+_FACTS = """set -u
 echo "@@ architecture $(dpkg --print-architecture)"
 for file in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
   [ -r "$file" ] || continue
-  echo "@@ file ${file##*/}"
+  echo "@@ file ${{file##*/}}"
   cat "$file"
 done
 echo "@@ status"
-cat /var/lib/dpkg/status
+cat {kept} 2>/dev/null || cat /var/lib/dpkg/status
 """
+
+
+def facts_script(state_dir: str) -> str:
+    """The read-only script that tells a node's architecture, apt sources and image's dpkg status."""
+    return _FACTS.format(kept=shlex.quote(f"{state_dir}/image-dpkg-status"))
+
+
 _UPDATE_TIMEOUT_S = 300
 _FILE_NAME = re.compile(r"^[A-Za-z0-9_.+-]+\.(list|sources)$")
 
 
 @dataclass(frozen=True)
 class NodeApt:
-    """A node's apt as its ``FACTS_SCRIPT`` said: architecture, sources files (name -> text), status."""
+    """A node's apt as its facts script said: architecture, sources files (name -> text), status."""
 
     architecture: str
     sources: dict[str, str]

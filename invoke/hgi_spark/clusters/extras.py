@@ -9,8 +9,9 @@ are downloaded here (nodes on private networks, and the VM cluster's VMs, have n
 kept in the cache by the digest of the request, so one request resolves once and every node (and a
 worker added later) gets exactly the same set.
 
-On a cloud or VM node (``install_nodes``) a bash script on ssh's stdin carries the wheels as a
-base64 tarball, installs the missing Debian packages with ``apt-get`` and the wheels with the
+On a cloud or VM node (``install_nodes``) a bash script on ssh's stdin carries the wheels (and the
+.debs resolved here against the master's apt, clusters/debs.py) as a base64 tarball, installs the
+missing Debian packages from those .debs with ``apt-get`` and the wheels with the
 image's ``install-hail-env`` into the image's Hail venv (as root, ``sudo -n`` for the image's
 user), and writes ``<state_dir>/extra-packages.json``, which ``status --nodes`` reads back. The
 local cluster installs the same set into a prefix of its own (clusters/local/prefix.py).
@@ -436,20 +437,22 @@ def node_result(name: str, ok: bool, stdout: str, problem: str) -> NodeResult:
 
 def _debs_for(
     deployment: Deployment,
+    image: Image,
     outputs: Mapping[str, Any],
     known_hosts: Path,
     resolution: Resolution,
     port: int,
     say: Callable[[str], None],
 ) -> list[Path]:
-    """The .debs of the Debian packages the master lacks, resolved here against its apt (clusters/debs.py):
-    nodes on private networks reach no mirror, and the image keeps no package lists."""
+    """The .debs of the Debian packages a node of the image lacks, resolved here against the master's
+    apt (clusters/debs.py): nodes on private networks reach no mirror, and the image keeps no lists."""
     from hgi_spark.clusters import debs, nodes, remote
 
     if not resolution.system:
         return []
     master = remote.nodes(outputs)[0]
-    answer = nodes.ask(outputs, known_hosts, master, debs.FACTS_SCRIPT, port=port, deployment=str(deployment.ref))
+    script = debs.facts_script(image.layout.state_dir)
+    answer = nodes.ask(outputs, known_hosts, master, script, port=port, deployment=str(deployment.ref))
     if not answer.ok:
         raise ToolError(
             f"{master.name} did not say what its apt has ({answer.problem}); nothing was installed",
@@ -476,7 +479,7 @@ def install_nodes(
     known_hosts = deployment.paths.known_hosts
     nodes.pin_missing(outputs, read_console, known_hosts)
     port = int((deployment.settings.get("ports") or {}).get("ssh", 22))
-    packed = tarball(resolution.wheels, _debs_for(deployment, outputs, known_hosts, resolution, port, say))
+    packed = tarball(resolution.wheels, _debs_for(deployment, image, outputs, known_hosts, resolution, port, say))
     say(f"installing {resolution.shown()} on {len(remote.nodes(outputs))} node(s) over ssh")
     answers = nodes.fan_out(
         outputs,

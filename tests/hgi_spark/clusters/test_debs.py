@@ -20,8 +20,8 @@ BROUGHT = {"jq", "libjq1", "libonig5"}  # jq and the libraries it depends on (De
 
 
 def facts_of_this_machine(left_out: set[str]) -> str:
-    """FACTS_SCRIPT's answer on this machine, as a node without ``left_out`` (and whatever installed
-    here depends on them) would give it."""
+    """The facts script's answer on this machine (no image status kept here), as a node without
+    ``left_out`` (and whatever installed here depends on them) would give it."""
     if left_out:
         found = subprocess.run(
             ["apt-cache", "rdepends", "--installed", "--recurse", *sorted(left_out)],
@@ -31,7 +31,8 @@ def facts_of_this_machine(left_out: set[str]) -> str:
         )
         lines = (line.strip().lstrip("|") for line in found.stdout.splitlines())
         left_out = left_out | {line for line in lines if line and not line.startswith("Reverse Depends")}
-    done = subprocess.run(["bash", "-c", debs.FACTS_SCRIPT], capture_output=True, text=True, check=True)
+    script = debs.facts_script("/nonexistent")
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True)
     head, _, status = done.stdout.partition("@@ status\n")
     kept = [
         entry
