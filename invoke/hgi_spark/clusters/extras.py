@@ -301,33 +301,12 @@ missing=()
 for package in {system}; do
   dpkg-query -W -f='${{Status}}' "$package" 2>/dev/null | grep -q ' installed$' || missing+=("$package")
 done
-debs=()
-for deb in "$work"/wheels/*.deb; do [ -e "$deb" ] && debs+=("$deb"); done
-if [ "${{#missing[@]}}" -gt 0 ] && [ "${{#debs[@]}}" -gt 0 ]; then
-  # The .debs resolved for this cluster's nodes: installed offline; what they bring is marked automatic.
-  if ! "${{as_root[@]}}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \\
-    -o DPkg::Lock::Timeout=300 "${{debs[@]}}" >"$work/apt.log" 2>&1; then
-    result failed "apt-get install ${{missing[*]}}: $(reason '^E: ' "$work/apt.log")"
-  fi
-  brought=()
-  for deb in "${{debs[@]}}"; do
-    name="$(dpkg-deb -f "$deb" Package)"
-    case " ${{missing[*]}} " in *" $name "*) ;; *) brought+=("$name") ;; esac
-  done
-  [ "${{#brought[@]}}" -eq 0 ] || "${{as_root[@]}}" apt-mark auto "${{brought[@]}}" >/dev/null 2>&1
-elif [ "${{#missing[@]}}" -gt 0 ]; then
-  # Nothing was pushed (the master had them all): this node's own apt sources.
-  if ! "${{as_root[@]}}" env DEBIAN_FRONTEND=noninteractive sh -c \\
-    'apt-get update -qq && apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=300 "$@"' \\
-    apt "${{missing[@]}}" >"$work/apt.log" 2>&1; then
-    result failed "apt-get install ${{missing[*]}}: $(reason '^E: ' "$work/apt.log")"
-  fi
-fi
 if [ "${{#missing[@]}}" -gt 0 ]; then
-  for package in "${{missing[@]}}"; do
-    dpkg-query -W -f='${{Status}}' "$package" 2>/dev/null | grep -q ' installed$' \\
-      || result failed "apt-get install ${{missing[*]}}: $package is still not installed"
-  done
+  # The .debs resolved here (installed offline), or the node's own apt sources when none came.
+  if ! "${{as_root[@]}}" {run_node} --role {role} --env-file {env_file} --install-debs "$work/wheels" \\
+    "${{missing[@]}}" >"$work/apt.log" 2>&1; then
+    result failed "apt-get install ${{missing[*]}}: $(reason '^(E: |still missing: )' "$work/apt.log")"
+  fi
   changed="${{missing[*]}}"
 fi
 pins=({pins})
