@@ -38,12 +38,12 @@ from typing import Any
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from hgi_spark.clusters import debs, health, nodes, remote
 from hgi_spark.core.config import Deployment, Image
 from hgi_spark.core.errors import ConfigError, NotFoundError, ToolError
 from hgi_spark.core.files import write_atomic
 from hgi_spark.core.layout import cache_dir
 
-RECORD = "extra-packages.json"  # in the image layout's state_dir on every node
 INSTALL_TIMEOUT_S = 1200.0  # one node: unpack, apt-get, pip, byte-compile (minutes under emulation)
 # A node whose ssh failed before the script started is asked again (the script is idempotent): four
 # emulated VMs on two cores made the master's sshd miss the banner deadline of the workers' jumps.
@@ -353,7 +353,7 @@ def install_script(resolution: Resolution, image: Image, packed: str, role: str)
     q = shlex.quote
     layout = image.layout
     return _INSTALL.format(
-        record=q(f"{layout.state_dir}/{RECORD}"),
+        record=q(f"{layout.state_dir}/{health.EXTRAS_RECORD}"),
         wanted=q(json.dumps(resolution.record(), sort_keys=True)),
         end=f"HGI_EXTRAS_{resolution.key}",
         tarball=packed,
@@ -425,8 +425,6 @@ def _debs_for(
 ) -> list[Path]:
     """The .debs of the Debian packages a node of the image lacks, resolved here against the master's
     apt (clusters/debs.py): nodes on private networks reach no mirror, and the image keeps no lists."""
-    from hgi_spark.clusters import debs, nodes, remote
-
     if not resolution.system:
         return []
     master = remote.nodes(outputs)[0]
@@ -450,8 +448,6 @@ def install_nodes(
     say: Callable[[str], None],
 ) -> InstallReport:
     """The resolved set onto every node at once over ssh; a failing node is a line, the others go on."""
-    from hgi_spark.clusters import nodes, remote
-
     if not remote.nodes(outputs):
         up = deployment.ref.command("up")
         raise NotFoundError(f"deployment {deployment.ref} is not up", fix=f"bring it up: {up}")
@@ -482,15 +478,6 @@ def require_all(report: InstallReport, deployment: Deployment, when: str) -> Non
             f"{when}: extra packages missing on {names}",
             fix=f"the others have them; fix the cause, then run: {deployment.ref.command('install')}",
         )
-
-
-def record_shown(text: str) -> str:
-    """A node's record (``extra-packages.json``) for a status row; empty when it has none."""
-    try:
-        record = json.loads(text)
-    except ValueError:
-        return "unreadable record" if text.strip() else ""
-    return ", ".join([*record.get("python", []), *record.get("system", [])]) or "none"
 
 
 def record_file(path: Path, resolution: Resolution) -> Path:

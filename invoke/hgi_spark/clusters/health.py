@@ -19,6 +19,9 @@ from datetime import datetime, timezone
 from http.cookiejar import CookieJar
 from typing import Any
 
+#: A node's record of the extra packages install put on it (clusters/extras.py), in its state_dir.
+EXTRAS_RECORD = "extra-packages.json"
+
 TIMEOUT_S = 10.0
 
 
@@ -325,3 +328,12 @@ def free_space(path: str) -> str:
     except OSError as error:
         return f"shared tmp: {error.strerror}"
     return tmp_space(usage.free, usage.total)
+
+
+def extras_shown(text: str) -> str:
+    """A node's record of its extra packages (``EXTRAS_RECORD``) for a status row; empty when it has none."""
+    try:
+        record = json.loads(text)
+    except ValueError:
+        return "unreadable record" if text.strip() else ""
+    return ", ".join([*record.get("python", []), *record.get("system", [])]) or "none"

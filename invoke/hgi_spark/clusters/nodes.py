@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hgi_spark.clusters import extras, health, remote
+from hgi_spark.clusters import health, remote
 from hgi_spark.clusters.diagnose import LOG_TAIL_BYTES
 from hgi_spark.core.config import Image
 
@@ -279,7 +279,7 @@ def status_script(node: remote.Node, paths: NodePaths) -> str:
         env_file=q(paths.env_file),
         tmp=q(paths.hail_tmp_dir),
         run_node=q(paths.run_node),
-        extras_record=q(f"{paths.state_dir}/{extras.RECORD}"),
+        extras_record=q(f"{paths.state_dir}/{health.EXTRAS_RECORD}"),
     )
 
 
@@ -365,7 +365,7 @@ def node_health(answer: Answer, view: health.MasterView, worker_ui_port: int | s
         services_of(node, found),
         registered,
         _tmp(found.get("tmp", [])),
-        extras=extras.record_shown("\n".join(found.get("extras", []))),
+        extras=health.extras_shown("\n".join(found.get("extras", []))),
     )
 
 

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from hgi_spark.clusters import extras
+from hgi_spark.clusters import extras, health
 from hgi_spark.clusters.local import prefix
 from hgi_spark.core.config import load_image
 from hgi_spark.core.errors import ConfigError
@@ -74,6 +74,6 @@ def test_the_image_prefix_keeps_its_digest_and_extras_get_their_own() -> None:
 
 
 def test_a_record_is_shown_in_one_line() -> None:
-    assert extras.record_shown('{"python": ["toolz==1.2.0"], "system": ["jq"]}') == "toolz==1.2.0, jq"
-    assert extras.record_shown("") == ""
-    assert extras.record_shown("{broken") == "unreadable record"
+    assert health.extras_shown('{"python": ["toolz==1.2.0"], "system": ["jq"]}') == "toolz==1.2.0, jq"
+    assert health.extras_shown("") == ""
+    assert health.extras_shown("{broken") == "unreadable record"
