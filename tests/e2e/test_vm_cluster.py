@@ -6,7 +6,8 @@ A master and two workers through the front door (`bash invoke.sh deployment spar
 the README's three ways exactly as written for OpenStack (Jupyter in Chromium through the forwarded
 port with the login; ssh with the pinned host key as the image's user, then `sudo --login
 --user=hgi` and `pyspark`; `submit`), the job's tmp files on NFS with executors on both workers,
-every page behind the login, and `down` leaving no qemu, tap, namespace, overlay or seed. Between
+every page behind the login, `idle` and `reap` (a running application keeps it; the opt-in and
+termination protection), and the reap's destroy leaving no qemu, tap, namespace, overlay or seed. Between
 the VMs only what the OpenStack internal security group opens gets through (vm-net mirrors it with
 nftables), so every test here also proves those ports are enough.
 The whole file runs with `bash tests/run --vm` (HGI_VM_E2E=1), not in every CI run: under
@@ -27,6 +28,7 @@ import subprocess
 import tarfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -489,11 +491,54 @@ def test_reboots_in_any_order_leave_nfs_shared_from_every_worker(cluster: VmClus
     nfs_job(cluster, tmp_path, "after-the-workers-booted-first")
 
 
-def test_down_leaves_no_vm_tap_namespace_overlay_or_seed(cluster: VmCluster) -> None:
-    netns = cluster.outputs()["network"]["netns"]
-    cluster.invoke("plan", "--to", "destroy")
-    cluster.invoke("down")
+def with_keys(cluster: VmCluster, **keys: Any) -> None:
+    """The deployment's YAML with ``keys`` set (None: removed)."""
+    path = cluster.folder / "deployment.yml"
+    document = yaml.safe_load(path.read_text()) | keys
+    path.write_text(yaml.safe_dump({k: v for k, v in document.items() if v is not None}))
+
+
+def test_idle_waits_for_a_running_application_and_reap_needs_the_opt_in_and_no_protection(
+    cluster: VmCluster, tmp_path: Path
+) -> None:
+    """idle and reap on the VMs, from the master's Spark JSON over the forwarded port: a running
+    application keeps the cluster busy (not reaped); no max_idle, no reap; protect: true refuses
+    reap and a destroy plan; then the reap destroys exactly its plan (the test after this one checks
+    that nothing is left)."""
+    before = cluster.qemu_pids()
+    assert "not reaped: max_idle is not set" in cluster.invoke("reap").stdout
+    with_keys(cluster, max_idle="5s")
+    job = tmp_path / "sleeps.py"
+    job.write_text("import time\nfrom pyspark import SparkContext\nSparkContext.getOrCreate()\ntime.sleep(150)\n")
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        running = pool.submit(cluster.invoke, "submit", str(job), timeout=1800)
+        deadline = time.monotonic() + 600
+        while "busy" not in (said := cluster.invoke("idle").stdout) and time.monotonic() < deadline:
+            time.sleep(10)
+        assert "busy" in said and "running" in said, said
+        assert "not reaped:" in cluster.invoke("reap").stdout
+        running.result()
+    with_keys(cluster, protect=True)
+    refused = cluster.invoke("reap", check=False)
+    assert refused.returncode == 6 and "is protected" in refused.stderr, refused.stderr
+    assert cluster.invoke("plan", "--to", "destroy", check=False).returncode == 6
+    assert cluster.qemu_pids() == before
+    with_keys(cluster, protect=None)
+    time.sleep(6)
+    idle = cluster.invoke("idle").stdout
+    assert "idle for" in idle and "last application:" in idle, idle
+    cluster.netns = cluster.outputs()["network"]["netns"]  # type: ignore[attr-defined]
+    reaped = cluster.invoke("reap", timeout=1800)
+    print(reaped.stdout)
+    assert "reaped after" in reaped.stdout, reaped.stdout + reaped.stderr
+
+
+def test_after_the_reap_no_vm_tap_namespace_overlay_or_seed_is_left(cluster: VmCluster) -> None:
+    """The reap above applied a destroy plan, as `down` does (the fixture's teardown runs down should
+    anything be left)."""
+    netns = cluster.netns  # type: ignore[attr-defined]
     assert cluster.qemu_pids() == {}
+    assert not json.loads((cluster.folder / "terraform.tfstate").read_text()).get("resources")
     assert not Path(f"/run/netns/{netns}").exists()
     leftovers = [p for p in (cluster.folder / "runtime").rglob("*") if p.suffix in (".qcow2", ".iso")]
     assert leftovers == []
