@@ -427,9 +427,17 @@ def _debs_for(
     apt (clusters/debs.py): nodes on private networks reach no mirror, and the image keeps no lists."""
     if not resolution.system:
         return []
+    if shutil.which("apt-get") is None:
+        say(
+            f"apt-get is not on this machine: the nodes install {', '.join(resolution.system)} "
+            "from their own apt sources"
+        )
+        return []
     master = remote.nodes(outputs)[0]
     script = debs.facts_script(image.layout.state_dir)
-    answer = nodes.ask(outputs, known_hosts, master, script, port=port, deployment=str(deployment.ref))
+    answer = nodes.ask(
+        outputs, known_hosts, master, script, port=port, deployment=str(deployment.ref), reconnects=INSTALL_RECONNECTS
+    )
     if not answer.ok:
         raise ToolError(
             f"{master.name} did not say what its apt has ({answer.problem}); nothing was installed",

@@ -196,12 +196,13 @@ def ask(
     port: int,
     deployment: str,
     timeout_s: float = STATUS_TIMEOUT_S,
+    reconnects: int = 0,
 ) -> Answer:
-    """One read-only ``script`` on one node (asked once)."""
+    """``script`` on one node; ``reconnects``: see run_on."""
     if not remote.pinned_keys(known_hosts, node.name):
         return Answer(node, False, problem="its host key is not pinned")
     with _config_file(outputs, known_hosts, port=port, deployment=deployment) as config:
-        return run_on(config, node, script, timeout_s)
+        return run_on(config, node, script, timeout_s, reconnects=reconnects)
 
 
 def fan_out(
