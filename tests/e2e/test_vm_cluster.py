@@ -11,7 +11,7 @@ termination protection), and the reap's destroy leaving no qemu, tap, namespace,
 the VMs only what the OpenStack internal security group opens gets through (vm-net mirrors it with
 nftables), so every test here also proves those ports are enough.
 The whole file runs with `bash tests/run --vm` (HGI_VM_E2E=1), not in every CI run: under
-software emulation it takes about 25 minutes, and one run in two here saw the driver's JVM die of
+software emulation it takes about 35 minutes, and one run in two here saw the driver's JVM die of
 a SIGSEGV in JIT-compiled code (qemu TCG with `-cpu max`), which no retry of ours should hide.
 Scaling 2 -> 3 -> 2 (a new worker installing the extra packages at its first boot) and reboots in
 every order take many more minutes: `bash tests/run --vm-long` (HGI_VM_LONG=1).
