@@ -124,7 +124,7 @@ def _apt_options(root: Path, status: Path, architecture: str) -> list[str]:
 
 
 def _private_root(apt: NodeApt, where: str) -> Path:
-    """The private apt root for these sources, its lists refreshed."""
+    """The private apt root for these sources (resolve refreshes its lists)."""
     root = cache_dir() / "apt" / apt.sources_key()
     etc = root / "etc"
     for folder in (
