@@ -77,3 +77,15 @@ def test_a_record_is_shown_in_one_line() -> None:
     assert health.extras_shown('{"python": ["toolz==1.2.0"], "system": ["jq"]}') == "toolz==1.2.0, jq"
     assert health.extras_shown("") == ""
     assert health.extras_shown("{broken") == "unreadable record"
+
+
+def test_without_apt_get_here_no_deb_is_pushed_and_the_nodes_use_their_own_sources(tmp_path, monkeypatch) -> None:
+    """No node is asked and nothing is resolved: the install script's apt step then reads the node's
+    own sources (run-node --install-debs with an empty folder)."""
+    monkeypatch.setattr(extras.shutil, "which", lambda name: None)
+    monkeypatch.setattr(extras.nodes, "ask", lambda *a, **k: pytest.fail("the master was asked"))
+    resolution = extras.Resolution("k", (), ("jq",), (), tmp_path)
+    said: list[str] = []
+    image = load_image("hail-base/1.0.0")
+    found = extras._debs_for(None, image, {}, tmp_path / "known_hosts", resolution, 22, said.append)  # type: ignore[arg-type]
+    assert found == [] and said == ["apt-get is not on this machine: the nodes install jq from their own apt sources"]
