@@ -45,7 +45,7 @@ def facts_script(state_dir: str) -> str:
     return _FACTS.format(kept=shlex.quote(f"{state_dir}/image-dpkg-status"))
 
 
-_UPDATE_TIMEOUT_S = 300
+_APT_TIMEOUT_S = 300
 _FILE_NAME = re.compile(r"^[A-Za-z0-9_.+-]+\.(list|sources)$")
 
 
@@ -153,12 +153,12 @@ def _apt_get(argv: list[str], what: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C"}
     try:
         return subprocess.run(
-            ["apt-get", "-q", *argv], capture_output=True, text=True, env=env, timeout=_UPDATE_TIMEOUT_S, check=False
+            ["apt-get", "-q", *argv], capture_output=True, text=True, env=env, timeout=_APT_TIMEOUT_S, check=False
         )
     except FileNotFoundError as error:
         raise ToolError(f"{what}: apt-get not found", fix="run this from a Debian or Ubuntu machine") from error
     except subprocess.TimeoutExpired as error:
-        raise ToolError(f"{what}: apt-get did not finish within {_UPDATE_TIMEOUT_S} s") from error
+        raise ToolError(f"{what}: apt-get did not finish within {_APT_TIMEOUT_S} s") from error
 
 
 def _apt_reason(stderr: str) -> str:

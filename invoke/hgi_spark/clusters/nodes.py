@@ -178,6 +178,10 @@ def _run_once(config: Path, node: remote.Node, script: str, timeout_s: float) ->
     return Answer(node, True, stdout=stdout)
 
 
+#: Why a node is not asked: ssh would refuse a host whose key was never pinned.
+_NOT_PINNED = "its host key is not pinned (run the deployment's ssh-config task once the node is up)"
+
+
 @contextlib.contextmanager
 def _config_file(outputs: Mapping[str, Any], known_hosts: Path, *, port: int, deployment: str) -> Iterator[Path]:
     """``ssh_config`` in a private temporary file, gone afterwards."""
@@ -200,7 +204,7 @@ def ask(
 ) -> Answer:
     """``script`` on one node; ``reconnects``: see run_on."""
     if not remote.pinned_keys(known_hosts, node.name):
-        return Answer(node, False, problem="its host key is not pinned")
+        return Answer(node, False, problem=_NOT_PINNED)
     with _config_file(outputs, known_hosts, port=port, deployment=deployment) as config:
         return run_on(config, node, script, timeout_s, reconnects=reconnects)
 
@@ -224,7 +228,6 @@ def fan_out(
     missing = [n for n in found[1:] if not remote.pinned_keys(known_hosts, n.name)]
     if not remote.pinned_keys(known_hosts, found[0].name):
         missing.insert(0, found[0])
-    why = "its host key is not pinned (run the deployment's ssh-config task once the node is up)"
     asked = [n for n in found if n not in missing]
     with _config_file(outputs, known_hosts, port=port, deployment=deployment) as config:
 
@@ -236,7 +239,7 @@ def fan_out(
 
         with ThreadPoolExecutor(max_workers=max(1, min(PARALLEL, len(asked)))) as pool:
             answers = {a.node.name: a for a in pool.map(one, asked)}
-    answers.update({n.name: Answer(n, False, problem=why) for n in missing})
+    answers.update({n.name: Answer(n, False, problem=_NOT_PINNED) for n in missing})
     return [answers[n.name] for n in found]
 
 
